@@ -1,0 +1,131 @@
+// The file data path: copies between a caller's buffer and pool dpages, allocating a dpage the first time
+// an index is written. Holes read as zeros. Invariant: bytes of an allocated dpage past the file's size
+// are zero, so growing a file (by truncate or by a write past the end) exposes only zeros.
+
+import { DmemPool } from '../pool/pool'
+import { EFBIG, EINVAL, EIO, ENOSPC, Errno } from './errno'
+import { Inode } from './inode'
+
+export interface DataLimits {
+  maxAllocTry: number // contiguous dpages one allocation tries to take (the seed's max_alloc_try_dpages)
+  maxSize: number // largest file size in bytes
+}
+
+export function fileRead (pool: DmemPool, inode: Inode, buf: Buffer, len: number, pos: number): number | Errno {
+  const table = inode.dpages!
+  if (pos >= inode.size) return 0
+  len = Math.min(len, buf.length, inode.size - pos)
+  const ds = pool.dpageSize
+  let done = 0
+  while (done < len) {
+    const off = pos + done
+    const index = Math.floor(off / ds)
+    const inPage = off - index * ds
+    const n = Math.min(ds - inPage, len - done)
+    const dpage = table.get(index)
+    if (dpage === undefined) {
+      buf.fill(0, done, done + n)
+    } else if (pool.isPoisoned(dpage)) {
+      return done > 0 ? done : EIO
+    } else {
+      const region = pool.regionOf(dpage)
+      const start = pool.offsetOf(region, dpage) + inPage
+      region.buf.copy(buf, done, start, start + n)
+    }
+    done += n
+  }
+  return done
+}
+
+export function fileWrite (
+  pool: DmemPool, inode: Inode, buf: Buffer, len: number, pos: number, limits: DataLimits
+): number | Errno {
+  if (pos >= limits.maxSize) return EFBIG
+  len = Math.min(len, buf.length, limits.maxSize - pos)
+  const table = inode.dpages!
+  const ds = pool.dpageSize
+  const end = pos + len
+  let done = 0
+  let error: Errno = 0
+  while (done < len) {
+    const off = pos + done
+    const index = Math.floor(off / ds)
+    const inPage = off - index * ds
+    const n = Math.min(ds - inPage, len - done)
+    let dpage = table.get(index)
+    if (dpage === undefined) {
+      dpage = allocForWrite(pool, inode, index, pos, end, limits.maxAllocTry)
+      if (dpage < 0) {
+        error = ENOSPC
+        break
+      }
+    } else if (pool.isPoisoned(dpage)) {
+      error = EIO
+      break
+    }
+    const region = pool.regionOf(dpage)
+    buf.copy(region.buf, pool.offsetOf(region, dpage) + inPage, done, done + n)
+    done += n
+  }
+  if (done === 0) return error
+  if (pos + done > inode.size) inode.size = pos + done
+  inode.touchModified()
+  return done
+}
+
+/** Allocates dpages for the hole at `index` and the holes right after it that this write [pos, end) also
+ *  covers, up to maxAllocTry at once, and returns the dpage for `index` (or -1 when the pool is full). */
+function allocForWrite (
+  pool: DmemPool, inode: Inode, index: number, pos: number, end: number, maxAllocTry: number
+): number {
+  const table = inode.dpages!
+  const ds = pool.dpageSize
+  const lastIndex = Math.floor((end - 1) / ds)
+  let want = 1
+  while (want < maxAllocTry && index + want <= lastIndex && !table.has(index + want)) want++
+  const run = pool.alloc(inode.node, want)
+  if (!run) return -1
+  for (let i = 0; i < run.count; i++) {
+    const dpage = run.first + i
+    const fileIndex = index + i
+    const pageStart = fileIndex * ds
+    pool.prepare(dpage, Math.max(pos, pageStart) - pageStart, Math.min(end, pageStart + ds) - pageStart)
+    pool.setOwner(dpage, inode.ino, fileIndex)
+    table.set(fileIndex, dpage)
+  }
+  return run.first
+}
+
+export function fileTruncate (pool: DmemPool, inode: Inode, size: number, limits: DataLimits): 0 | Errno {
+  if (!Number.isSafeInteger(size) || size < 0) return EINVAL
+  if (size > limits.maxSize) return EFBIG
+  if (size < inode.size) shrink(pool, inode, size)
+  inode.size = size
+  inode.touchModified()
+  return 0
+}
+
+function shrink (pool: DmemPool, inode: Inode, size: number): void {
+  const table = inode.dpages!
+  const ds = pool.dpageSize
+  const keep = Math.ceil(size / ds)
+  for (const [index, dpage] of table) {
+    if (index < keep) continue
+    table.delete(index)
+    pool.release(dpage)
+  }
+  const tail = size % ds
+  const last = table.get(keep - 1)
+  if (tail === 0 || last === undefined || pool.isPoisoned(last)) return
+  const region = pool.regionOf(last)
+  const start = pool.offsetOf(region, last)
+  region.buf.fill(0, start + tail, start + ds)
+}
+
+/** Frees every dpage of an inode that is going away. Poisoned dpages stay out of the pool. */
+export function fileEvict (pool: DmemPool, inode: Inode): void {
+  const table = inode.dpages
+  if (!table) return
+  for (const dpage of table.values()) pool.release(dpage)
+  table.clear()
+}

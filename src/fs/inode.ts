@@ -1,0 +1,93 @@
+// Inodes: metadata, and per type either directory entries, a symlink target, or a regular file's dpage
+// table (file dpage index -> pool dpage), as dmemfs keeps in its radix tree.
+
+export const S_IFMT = 0o170000
+export const S_IFREG = 0o100000
+export const S_IFDIR = 0o040000
+export const S_IFLNK = 0o120000
+export const S_IFIFO = 0o010000
+export const S_IFCHR = 0o020000
+export const S_IFBLK = 0o060000
+export const S_IFSOCK = 0o140000
+export const S_ISUID = 0o4000
+export const S_ISGID = 0o2000
+export const PERM_MASK = 0o7777
+
+export interface Cred {
+  uid: number
+  gid: number
+}
+
+export const ROOT_CRED: Cred = { uid: 0, gid: 0 }
+
+export interface Stat {
+  ino: number
+  mode: number
+  nlink: number
+  uid: number
+  gid: number
+  rdev: number
+  size: number
+  blocks: number // 512-byte units, as st_blocks
+  blksize: number
+  atime: number // milliseconds since the epoch
+  mtime: number
+  ctime: number
+}
+
+export class Inode {
+  size = 0
+  rdev = 0
+  nlink: number
+  atime: number
+  mtime: number
+  ctime: number
+  // Open handles on this inode; an unlinked inode lives until the last one is released.
+  opens = 0
+  xattrs: Map<string, Buffer> | null = null
+  // Directories only: entries by name, and the parent directory (the root is its own parent).
+  entries: Map<string, Inode> | null = null
+  parent: Inode | null = null
+  // Symlinks only.
+  target = ''
+  // Regular files only: file dpage index -> pool dpage.
+  dpages: Map<number, number> | null = null
+
+  constructor (
+    readonly ino: number,
+    public mode: number,
+    public uid: number,
+    public gid: number,
+    readonly node: number // home node: allocation tries this node first
+  ) {
+    const now = Date.now()
+    this.atime = now
+    this.mtime = now
+    this.ctime = now
+    this.nlink = 1
+    const type = mode & S_IFMT
+    if (type === S_IFDIR) {
+      this.entries = new Map()
+      this.nlink = 2
+    } else if (type === S_IFREG) {
+      this.dpages = new Map()
+    }
+  }
+
+  isDir (): boolean {
+    return (this.mode & S_IFMT) === S_IFDIR
+  }
+
+  isReg (): boolean {
+    return (this.mode & S_IFMT) === S_IFREG
+  }
+
+  isSymlink (): boolean {
+    return (this.mode & S_IFMT) === S_IFLNK
+  }
+
+  touchModified (now = Date.now()): void {
+    this.mtime = now
+    this.ctime = now
+  }
+}

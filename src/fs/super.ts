@@ -1,0 +1,434 @@
+// The superblock (the kernel's fs/dmemfs/inode.c, in user space): the inode table, the namespace, open
+// handles and statfs. Paths are absolute, '/'-separated, already split and checked by the kernel for
+// symlinks and permissions (the mount uses default_permissions), so no access checks are repeated here.
+// Every operation returns its result or a negative errno; nothing throws for a user's mistake.
+
+import { PAGE_SIZE } from '../pool/layout'
+import { DmemPool } from '../pool/pool'
+import {
+  EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ENAMETOOLONG, ENODATA, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, EOPNOTSUPP,
+  EPERM, ERANGE, Errno, isErrno
+} from './errno'
+import { DataLimits, fileEvict, fileRead, fileTruncate, fileWrite } from './file'
+import { Cred, Inode, PERM_MASK, ROOT_CRED, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, Stat } from './inode'
+
+export const NAME_MAX = 255
+export const PATH_MAX = 4096
+export const XATTR_CREATE = 1
+export const XATTR_REPLACE = 2
+export const XATTR_SIZE_MAX = 65536
+export const O_ACCMODE = 3
+export const O_APPEND = 0o2000
+export const ROOT_INO = 1
+// chown(2) leaves an id unchanged when it is -1; it crosses FUSE as an unsigned 32-bit value.
+const ID_UNCHANGED = 0xffffffff
+// Reverse-map and dpage-table indices are 32-bit.
+const MAX_FILE_DPAGES = 2 ** 32
+
+export interface SuperOptions {
+  rootMode: number // permission bits of the root directory
+  rootUid: number
+  rootGid: number
+  nrInodes: number // 0 = unlimited
+  maxAllocTry: number
+}
+
+export interface Handle {
+  fh: number
+  inode: Inode
+  flags: number
+}
+
+export interface StatFs {
+  bsize: number
+  frsize: number
+  blocks: number
+  bfree: number
+  bavail: number
+  files: number
+  ffree: number
+  favail: number
+  namemax: number
+}
+
+interface ParentAndName {
+  dir: Inode
+  name: string
+}
+
+export class Superblock {
+  readonly root: Inode
+  readonly limits: DataLimits
+  private readonly inodes = new Map<number, Inode>()
+  private readonly handles = new Map<number, Handle>()
+  private nextIno = ROOT_INO
+  private nextFh = 1
+
+  constructor (readonly pool: DmemPool, readonly opts: SuperOptions) {
+    this.limits = {
+      maxAllocTry: opts.maxAllocTry,
+      maxSize: Math.min(MAX_FILE_DPAGES * pool.dpageSize, Number.MAX_SAFE_INTEGER)
+    }
+    this.root = this.newInode(S_IFDIR | (opts.rootMode & PERM_MASK), { uid: opts.rootUid, gid: opts.rootGid })
+    this.root.parent = this.root
+  }
+
+  get inodeCount (): number {
+    return this.inodes.size
+  }
+
+  inode (ino: number): Inode | undefined {
+    return this.inodes.get(ino)
+  }
+
+  handle (fh: number): Handle | undefined {
+    return this.handles.get(fh)
+  }
+
+  /** Every open handle, for the memory-failure path to tell which inodes are held open. */
+  openHandles (): IterableIterator<Handle> {
+    return this.handles.values()
+  }
+
+  // --- lookup ------------------------------------------------------------------------------------------
+
+  lookup (path: string): Inode | Errno {
+    let inode = this.root
+    for (const name of components(path)) {
+      if (!inode.entries) return ENOTDIR
+      if (Buffer.byteLength(name) > NAME_MAX) return ENAMETOOLONG
+      const next = inode.entries.get(name)
+      if (!next) return ENOENT
+      inode = next
+    }
+    return inode
+  }
+
+  private lookupParent (path: string): ParentAndName | Errno {
+    const names = components(path)
+    const name = names.pop()
+    if (name === undefined) return EBUSY // the root itself
+    if (Buffer.byteLength(name) > NAME_MAX) return ENAMETOOLONG
+    const dir = this.lookup('/' + names.join('/'))
+    if (isErrno(dir)) return dir
+    if (!dir.entries) return ENOTDIR
+    return { dir, name }
+  }
+
+  // --- attributes --------------------------------------------------------------------------------------
+
+  getattr (inode: Inode): Stat {
+    const allocated = inode.dpages ? inode.dpages.size : 0
+    return {
+      ino: inode.ino,
+      mode: inode.mode,
+      nlink: inode.nlink,
+      uid: inode.uid,
+      gid: inode.gid,
+      rdev: inode.rdev,
+      size: inode.isDir() ? PAGE_SIZE : inode.size,
+      blocks: allocated * (this.pool.dpageSize / 512),
+      // cp and friends size their buffers by st_blksize; a 1 GiB buffer per copy helps nobody.
+      blksize: Math.min(this.pool.dpageSize, 2 * 1024 * 1024),
+      atime: inode.atime,
+      mtime: inode.mtime,
+      ctime: inode.ctime
+    }
+  }
+
+  chmod (inode: Inode, mode: number): 0 {
+    inode.mode = (inode.mode & S_IFMT) | (mode & PERM_MASK)
+    inode.ctime = Date.now()
+    return 0
+  }
+
+  chown (inode: Inode, uid: number, gid: number): 0 {
+    const changes = (uid !== ID_UNCHANGED && uid !== inode.uid) || (gid !== ID_UNCHANGED && gid !== inode.gid)
+    if (uid !== ID_UNCHANGED) inode.uid = uid
+    if (gid !== ID_UNCHANGED) inode.gid = gid
+    // As the kernel does on a change of owner: a regular file loses its set-id bits.
+    if (changes && inode.isReg()) inode.mode &= ~(S_ISUID | S_ISGID)
+    inode.ctime = Date.now()
+    return 0
+  }
+
+  utimens (inode: Inode, atime: number, mtime: number): 0 {
+    inode.atime = atime
+    inode.mtime = mtime
+    inode.ctime = Date.now()
+    return 0
+  }
+
+  truncate (inode: Inode, size: number): 0 | Errno {
+    if (inode.isDir()) return EISDIR
+    if (!inode.isReg()) return EINVAL
+    return fileTruncate(this.pool, inode, size, this.limits)
+  }
+
+  // --- directories -------------------------------------------------------------------------------------
+
+  readdir (inode: Inode): string[] | Errno {
+    if (!inode.entries) return ENOTDIR
+    return ['.', '..', ...inode.entries.keys()]
+  }
+
+  mkdir (path: string, mode: number, cred: Cred = ROOT_CRED): 0 | Errno {
+    const created = this.createEntry(path, S_IFDIR | (mode & PERM_MASK), cred)
+    return isErrno(created) ? created : 0
+  }
+
+  rmdir (path: string): 0 | Errno {
+    const pn = this.lookupParent(path)
+    if (isErrno(pn)) return pn
+    if (pn.name === '.') return EINVAL
+    const inode = pn.dir.entries!.get(pn.name)
+    if (!inode) return ENOENT
+    if (!inode.entries) return ENOTDIR
+    if (inode.entries.size > 0) return ENOTEMPTY
+    this.removeEntry(pn.dir, pn.name, inode)
+    return 0
+  }
+
+  // --- names -------------------------------------------------------------------------------------------
+
+  mknod (path: string, mode: number, rdev: number, cred: Cred = ROOT_CRED): 0 | Errno {
+    if ((mode & S_IFMT) === S_IFDIR || (mode & S_IFMT) === S_IFLNK) return EINVAL
+    if ((mode & S_IFMT) === 0) mode |= S_IFREG
+    const created = this.createEntry(path, mode, cred)
+    if (isErrno(created)) return created
+    created.rdev = rdev
+    return 0
+  }
+
+  symlink (target: string, path: string, cred: Cred = ROOT_CRED): 0 | Errno {
+    if (Buffer.byteLength(target) >= PATH_MAX) return ENAMETOOLONG
+    const created = this.createEntry(path, S_IFLNK | 0o777, cred)
+    if (isErrno(created)) return created
+    created.target = target
+    created.size = Buffer.byteLength(target)
+    return 0
+  }
+
+  readlink (inode: Inode): string | Errno {
+    if (!inode.isSymlink()) return EINVAL
+    return inode.target
+  }
+
+  link (from: string, to: string): 0 | Errno {
+    const inode = this.lookup(from)
+    if (isErrno(inode)) return inode
+    if (inode.isDir()) return EPERM
+    const pn = this.lookupParent(to)
+    if (isErrno(pn)) return pn
+    if (pn.dir.entries!.has(pn.name)) return EEXIST
+    pn.dir.entries!.set(pn.name, inode)
+    inode.nlink++
+    inode.ctime = Date.now()
+    pn.dir.touchModified()
+    return 0
+  }
+
+  unlink (path: string): 0 | Errno {
+    const pn = this.lookupParent(path)
+    if (isErrno(pn)) return pn
+    const inode = pn.dir.entries!.get(pn.name)
+    if (!inode) return ENOENT
+    if (inode.isDir()) return EISDIR
+    this.removeEntry(pn.dir, pn.name, inode)
+    return 0
+  }
+
+  rename (from: string, to: string): 0 | Errno {
+    const src = this.lookupParent(from)
+    if (isErrno(src)) return src
+    const dst = this.lookupParent(to)
+    if (isErrno(dst)) return dst
+    const inode = src.dir.entries!.get(src.name)
+    if (!inode) return ENOENT
+    const target = dst.dir.entries!.get(dst.name)
+    if (target === inode) return 0
+    if (inode.isDir() && this.isAncestor(inode, dst.dir)) return EINVAL
+    if (target) {
+      const refused = this.checkReplace(inode, target)
+      if (refused) return refused
+      this.removeEntry(dst.dir, dst.name, target)
+    }
+    src.dir.entries!.delete(src.name)
+    dst.dir.entries!.set(dst.name, inode)
+    if (inode.isDir() && src.dir !== dst.dir) {
+      src.dir.nlink--
+      dst.dir.nlink++
+      inode.parent = dst.dir
+    }
+    const now = Date.now()
+    inode.ctime = now
+    src.dir.touchModified(now)
+    dst.dir.touchModified(now)
+    return 0
+  }
+
+  private checkReplace (inode: Inode, target: Inode): 0 | Errno {
+    if (inode.isDir() && !target.isDir()) return ENOTDIR
+    if (!inode.isDir() && target.isDir()) return EISDIR
+    if (target.entries && target.entries.size > 0) return ENOTEMPTY
+    return 0
+  }
+
+  private isAncestor (dir: Inode, inode: Inode): boolean {
+    for (let p = inode; ; p = p.parent!) {
+      if (p === dir) return true
+      if (p === this.root) return false
+    }
+  }
+
+  // --- open files --------------------------------------------------------------------------------------
+
+  create (path: string, mode: number, flags: number, cred: Cred = ROOT_CRED): number | Errno {
+    const inode = this.createEntry(path, S_IFREG | (mode & PERM_MASK), cred)
+    if (isErrno(inode)) return inode
+    return this.openInode(inode, flags)
+  }
+
+  open (inode: Inode, flags: number): number | Errno {
+    if (inode.isDir() && (flags & O_ACCMODE) !== 0) return EISDIR
+    return this.openInode(inode, flags)
+  }
+
+  private openInode (inode: Inode, flags: number): number {
+    const fh = this.nextFh++
+    this.handles.set(fh, { fh, inode, flags })
+    inode.opens++
+    return fh
+  }
+
+  release (fh: number): 0 | Errno {
+    const handle = this.handles.get(fh)
+    if (!handle) return EBADF
+    this.handles.delete(fh)
+    const inode = handle.inode
+    inode.opens--
+    this.maybeEvict(inode)
+    return 0
+  }
+
+  read (fh: number, buf: Buffer, len: number, pos: number): number | Errno {
+    const handle = this.handles.get(fh)
+    if (!handle) return EBADF
+    const inode = handle.inode
+    if (!inode.isReg()) return EISDIR
+    const n = fileRead(this.pool, inode, buf, len, pos)
+    // relatime: the access time moves when it is older than the last change.
+    if (n > 0 && inode.atime <= inode.mtime) inode.atime = Date.now()
+    return n
+  }
+
+  write (fh: number, buf: Buffer, len: number, pos: number): number | Errno {
+    const handle = this.handles.get(fh)
+    if (!handle) return EBADF
+    const inode = handle.inode
+    if (!inode.isReg()) return EISDIR
+    if (handle.flags & O_APPEND) pos = inode.size
+    return fileWrite(this.pool, inode, buf, len, pos, this.limits)
+  }
+
+  // --- extended attributes (user namespace) ------------------------------------------------------------
+
+  setxattr (inode: Inode, name: string, value: Buffer, flags: number): 0 | Errno {
+    if (!name.startsWith('user.')) return EOPNOTSUPP
+    if (Buffer.byteLength(name) > NAME_MAX) return ERANGE
+    if (value.length > XATTR_SIZE_MAX) return ERANGE
+    const xattrs = inode.xattrs ?? new Map<string, Buffer>()
+    if ((flags & XATTR_CREATE) && xattrs.has(name)) return EEXIST
+    if ((flags & XATTR_REPLACE) && !xattrs.has(name)) return ENODATA
+    xattrs.set(name, Buffer.from(value))
+    inode.xattrs = xattrs
+    inode.ctime = Date.now()
+    return 0
+  }
+
+  getxattr (inode: Inode, name: string): Buffer | Errno {
+    return inode.xattrs?.get(name) ?? ENODATA
+  }
+
+  listxattr (inode: Inode): string[] {
+    return inode.xattrs ? [...inode.xattrs.keys()] : []
+  }
+
+  removexattr (inode: Inode, name: string): 0 | Errno {
+    if (!inode.xattrs?.delete(name)) return ENODATA
+    inode.ctime = Date.now()
+    return 0
+  }
+
+  // --- the filesystem ----------------------------------------------------------------------------------
+
+  statfs (): StatFs {
+    const pool = this.pool
+    const files = this.opts.nrInodes
+    const ffree = files === 0 ? 0 : Math.max(0, files - this.inodes.size)
+    return {
+      bsize: pool.dpageSize,
+      frsize: pool.dpageSize,
+      blocks: pool.total,
+      bfree: pool.free,
+      bavail: pool.free,
+      files,
+      ffree,
+      favail: ffree,
+      namemax: NAME_MAX
+    }
+  }
+
+  // --- inode life cycle --------------------------------------------------------------------------------
+
+  private newInode (mode: number, cred: Cred): Inode {
+    const ino = this.nextIno++
+    const inode = new Inode(ino, mode, cred.uid, cred.gid, ino % this.pool.nodes.length)
+    this.inodes.set(ino, inode)
+    return inode
+  }
+
+  private createEntry (path: string, mode: number, cred: Cred): Inode | Errno {
+    const pn = this.lookupParent(path)
+    if (isErrno(pn)) return pn
+    if (pn.dir.entries!.has(pn.name)) return EEXIST
+    if (this.opts.nrInodes !== 0 && this.inodes.size >= this.opts.nrInodes) return ENOSPC
+    const inode = this.newInode(mode, cred)
+    // A directory with the set-group-ID bit passes its group (and, to directories, the bit) down.
+    if (pn.dir.mode & S_ISGID) {
+      inode.gid = pn.dir.gid
+      if (inode.isDir()) inode.mode |= S_ISGID
+    }
+    pn.dir.entries!.set(pn.name, inode)
+    if (inode.isDir()) {
+      inode.parent = pn.dir
+      pn.dir.nlink++
+    }
+    pn.dir.touchModified(inode.ctime)
+    return inode
+  }
+
+  private removeEntry (dir: Inode, name: string, inode: Inode): void {
+    dir.entries!.delete(name)
+    const now = Date.now()
+    dir.touchModified(now)
+    inode.ctime = now
+    if (inode.isDir()) {
+      dir.nlink--
+      inode.nlink = 0
+    } else {
+      inode.nlink--
+    }
+    this.maybeEvict(inode)
+  }
+
+  private maybeEvict (inode: Inode): void {
+    if (inode.nlink > 0 || inode.opens > 0) return
+    fileEvict(this.pool, inode)
+    this.inodes.delete(inode.ino)
+  }
+}
+
+function components (path: string): string[] {
+  return path.split('/').filter(name => name.length > 0)
+}

@@ -1,0 +1,153 @@
+// Mounting and unmounting: checks on the mount point, stale-mount cleanup, the fuse-native session, and
+// a clean unmount on SIGINT/SIGTERM or when someone unmounts from outside.
+
+import { execFileSync } from 'child_process'
+import * as fs from 'fs'
+import * as path from 'path'
+import { ControlDir } from '../control/control'
+import { Superblock } from '../fs/super'
+import { MountOptions } from '../options'
+import { fmtSize, layoutPool, PoolLayout } from '../pool/layout'
+import { DmemPool } from '../pool/pool'
+import { FuseAdapter } from './operations'
+
+export const FSTYPE = 'fuse.dmemfs'
+const ENOTCONN = 'ENOTCONN'
+const UNMOUNT_POLL_MS = 1000
+
+export class MountError extends Error {}
+
+export interface MountEntry {
+  mountpoint: string
+  fstype: string
+}
+
+/** Mount points from /proc/self/mountinfo, with the kernel's octal escapes undone. */
+export function readMounts (): MountEntry[] {
+  const text = fs.readFileSync('/proc/self/mountinfo', 'utf8')
+  const entries: MountEntry[] = []
+  for (const line of text.split('\n')) {
+    if (!line) continue
+    const [left, right] = line.split(' - ')
+    const fields = left.split(' ')
+    entries.push({ mountpoint: unescapeMount(fields[4]), fstype: right.split(' ')[0] })
+  }
+  return entries
+}
+
+function unescapeMount (s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)))
+}
+
+export function findMount (mountpoint: string): MountEntry | undefined {
+  return readMounts().reverse().find(m => m.mountpoint === mountpoint)
+}
+
+function errnoCode (fn: () => unknown): string | null {
+  try {
+    fn()
+    return null
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? 'EIO'
+  }
+}
+
+export function lazyUnmount (mountpoint: string): void {
+  execFileSync('umount', ['-l', mountpoint], { stdio: 'ignore' })
+}
+
+/** Makes sure `mnt` can be mounted on: an existing, empty directory that is not a live mount. A mount
+ *  left by a daemon that died ("Transport endpoint is not connected") is cleared away. */
+export function prepareMountpoint (mnt: string): void {
+  const mounted = findMount(mnt)
+  if (mounted) {
+    if (errnoCode(() => fs.statSync(mnt)) !== ENOTCONN) {
+      throw new MountError(`${mnt} is already mounted (${mounted.fstype})`)
+    }
+    lazyUnmount(mnt)
+  }
+  const code = errnoCode(() => fs.statSync(mnt))
+  if (code === 'ENOENT') throw new MountError(`mount point ${mnt} does not exist`)
+  if (code) throw new MountError(`cannot use mount point ${mnt}: ${code}`)
+  if (!fs.statSync(mnt).isDirectory()) throw new MountError(`mount point ${mnt} is not a directory`)
+  if (fs.readdirSync(mnt).length > 0) throw new MountError(`mount point ${mnt} is not empty`)
+}
+
+export function describePool (layout: PoolLayout): string {
+  const nodes = layout.nodes.length
+  const first = layout.regions[0].phys
+  return `pool ${fmtSize(layout.nodes[0].size)}${nodes > 1 ? ` x ${nodes} nodes` : ''}, ` +
+    `${layout.totalDpages} dpages of ${fmtSize(layout.dpageSize)} from phys 0x${first.toString(16)}`
+}
+
+// libfuse options fuse-native has no named option for ride in the fsname value, which it passes through
+// verbatim. use_ino: our inode numbers reach stat and /proc. big_writes: 128 KiB writes instead of 4 KiB.
+// Zero timeouts: hard links and nlink stay exact (libfuse's high-level API otherwise caches per path).
+const LIBFUSE_OPTIONS = 'use_ino,big_writes,attr_timeout=0,entry_timeout=0,negative_timeout=0'
+
+export interface MountedFs {
+  mountpoint: string
+  sb: Superblock
+  unmount (): Promise<void>
+}
+
+/** Builds the pool and the filesystem and mounts them; resolves once the kernel has sent INIT. */
+export async function mountDmemfs (
+  mountpoint: string, opts: MountOptions, log: (line: string) => void
+): Promise<MountedFs> {
+  const mnt = path.resolve(mountpoint)
+  const layout = layoutPool(opts.dmem, opts.nodes, opts.dpageShift)
+  if (!layout.ok) throw new MountError(`bad mount option 'dmem': ${layout.error}`)
+  prepareMountpoint(mnt)
+  const pool = new DmemPool(layout.value)
+  const sb = new Superblock(pool, {
+    rootMode: opts.mode,
+    rootUid: opts.uid,
+    rootGid: opts.gid,
+    nrInodes: opts.nrInodes,
+    maxAllocTry: opts.maxAllocTry
+  })
+  const adapter = new FuseAdapter(sb, new ControlDir(sb), log)
+  // Loaded here, not at the top: the CLI's other commands must work without the native binding.
+  const Fuse = require('fuse-native') as typeof import('fuse-native')
+  const fuse = new Fuse(mnt, adapter.operations(), {
+    timeout: false,
+    defaultPermissions: true,
+    allowOther: opts.allowOther,
+    fsname: `dmemfs,${LIBFUSE_OPTIONS}`,
+    subtype: 'dmemfs'
+  })
+  await new Promise<void>((resolve, reject) => {
+    fuse.mount(err => err ? reject(new MountError(`cannot mount ${mnt}: ${err.message}`)) : resolve())
+  })
+  const unmount = () => new Promise<void>(resolve => {
+    fuse.unmount(err => {
+      if (err && findMount(mnt)) lazyUnmount(mnt)
+      resolve()
+    })
+  })
+  return { mountpoint: mnt, sb, unmount }
+}
+
+/** Runs a mounted filesystem until SIGINT/SIGTERM or an outside unmount; resolves when it is gone. */
+export function serveUntilUnmounted (mounted: MountedFs, log: (line: string) => void): Promise<void> {
+  return new Promise(resolve => {
+    let stopping = false
+    const stop = (why: string) => {
+      if (stopping) return
+      stopping = true
+      clearInterval(poll)
+      log(`dmemfs: ${why}, unmounting ${mounted.mountpoint}`)
+      mounted.unmount().then(resolve, resolve)
+    }
+    const poll = setInterval(() => {
+      if (findMount(mounted.mountpoint)) return
+      stopping = true
+      clearInterval(poll)
+      log(`dmemfs: ${mounted.mountpoint} was unmounted`)
+      resolve()
+    }, UNMOUNT_POLL_MS)
+    process.on('SIGINT', () => stop('SIGINT'))
+    process.on('SIGTERM', () => stop('SIGTERM'))
+  })
+}

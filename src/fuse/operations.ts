@@ -1,0 +1,275 @@
+// The fuse-native operations table: each handler translates a FUSE request into a call on the filesystem
+// core or the control directory and maps the result back. No filesystem logic lives here.
+
+import Fuse = require('fuse-native')
+import { ControlDir, ControlFile, CONTROL_DIR } from '../control/control'
+import { EACCES, EINVAL, EIO, ENODATA, ENOENT, EPERM, Errno, isErrno } from '../fs/errno'
+import { Inode, S_IFDIR, S_IFREG, Stat } from '../fs/inode'
+import { Superblock } from '../fs/super'
+
+type Reply<T> = (err: number, value?: T) => void
+
+const CONTROL_PATH = '/' + CONTROL_DIR
+// Control inodes and handles are numbered far above the core's, so both can share one namespace.
+const CONTROL_INO_BASE = 0xffffff00
+const CONTROL_FH_BASE = 0x40000000
+// libfuse renames an unlinked-but-open file to this name (without `hard_remove`) and unlinks it at the
+// last release. The core already keeps such inodes alive, so the adapter only remembers the name.
+const FUSE_HIDDEN = /(^|\/)\.fuse_hidden[0-9a-f]+$/
+
+interface ControlHandle {
+  file: ControlFile
+  text: Buffer
+}
+
+export class FuseAdapter {
+  private readonly hidden = new Map<string, Inode>()
+  private readonly controlHandles = new Map<number, ControlHandle>()
+  // The text a control file had when last stat'ed: the kernel sizes its reads by that stat, so the open
+  // that follows must serve the same text.
+  private readonly controlSnapshots = new Map<string, Buffer>()
+  private nextControlFh = CONTROL_FH_BASE
+
+  constructor (
+    readonly sb: Superblock,
+    readonly control: ControlDir,
+    readonly log: (line: string) => void = () => {}
+  ) {}
+
+  operations (): Fuse.FuseOperations {
+    const ops: Fuse.FuseOperations = {
+      init: cb => cb(0),
+      getattr: (path, cb) => this.getattr(path, cb),
+      readdir: (path, cb) => this.readdir(path, cb),
+      statfs: (_path, cb) => cb(0, this.sb.statfs()),
+      open: (path, flags, cb) => this.open(path, flags, cb),
+      create: (path, mode, cb) => this.create(path, mode, cb),
+      release: (path, fd, cb) => cb(this.release(fd)),
+      read: (path, fd, buf, len, pos, cb) => cb(this.read(fd, buf, len, pos)),
+      write: (path, fd, buf, len, pos, cb) => cb(this.write(fd, buf, len, pos)),
+      truncate: (path, size, cb) => cb(this.withInode(path, inode => this.sb.truncate(inode, size))),
+      ftruncate: (path, fd, size, cb) => cb(this.ftruncate(path, fd, size)),
+      mkdir: (path, mode, cb) => cb(this.guardName(path) || this.sb.mkdir(path, mode)),
+      rmdir: (path, cb) => cb(this.guardName(path) || this.sb.rmdir(path)),
+      mknod: (path, mode, dev, cb) => cb(this.guardName(path) || this.sb.mknod(path, mode, dev)),
+      unlink: (path, cb) => cb(this.unlink(path)),
+      rename: (src, dest, cb) => cb(this.rename(src, dest)),
+      link: (src, dest, cb) => cb(this.guardName(src) || this.guardName(dest) || this.sb.link(src, dest)),
+      symlink: (target, path, cb) => cb(this.guardName(path) || this.sb.symlink(target, path)),
+      readlink: (path, cb) => this.readlink(path, cb),
+      chmod: (path, mode, cb) => cb(this.withInode(path, inode => this.sb.chmod(inode, mode))),
+      chown: (path, uid, gid, cb) => cb(this.withInode(path, inode => this.sb.chown(inode, uid, gid))),
+      utimens: (path, atime, mtime, cb) => cb(this.withInode(path, inode => this.sb.utimens(inode, atime, mtime))),
+      setxattr: (path, name, value, _position, flags, cb) =>
+        cb(this.withInode(path, inode => this.sb.setxattr(inode, name, value, flags))),
+      getxattr: (path, name, _position, cb) => this.getxattr(path, name, cb),
+      listxattr: (path, cb) => this.listxattr(path, cb),
+      removexattr: (path, name, cb) => cb(this.withInode(path, inode => this.sb.removexattr(inode, name))),
+      flush: (_path, _fd, cb) => cb(0),
+      fsync: (_path, _datasync, _fd, cb) => cb(0)
+    }
+    return guardAll(ops, this.log)
+  }
+
+  // --- resolution --------------------------------------------------------------------------------------
+
+  private resolve (path: string): Inode | Errno {
+    return this.hidden.get(path) ?? this.sb.lookup(path)
+  }
+
+  private withInode (path: string, fn: (inode: Inode) => number): number {
+    if (isControl(path)) return EPERM
+    const inode = this.resolve(path)
+    return isErrno(inode) ? inode : fn(inode)
+  }
+
+  /** The control directory and its files cannot be created over, removed, renamed or linked. */
+  private guardName (path: string): 0 | Errno {
+    return isControl(path) ? EPERM : 0
+  }
+
+  // --- attributes and directories ----------------------------------------------------------------------
+
+  private getattr (path: string, cb: Reply<Stat>): void {
+    if (isControl(path)) return this.controlGetattr(path, cb)
+    const inode = this.resolve(path)
+    if (isErrno(inode)) return cb(inode)
+    cb(0, this.sb.getattr(inode))
+  }
+
+  private readdir (path: string, cb: Reply<string[]>): void {
+    if (path === CONTROL_PATH) return cb(0, ['.', '..', ...this.control.files.keys()])
+    if (isControl(path)) return cb(ENOENT)
+    const inode = this.resolve(path)
+    if (isErrno(inode)) return cb(inode)
+    const names = this.sb.readdir(inode)
+    if (isErrno(names)) return cb(names)
+    if (inode === this.sb.root) names.push(CONTROL_DIR)
+    cb(0, names)
+  }
+
+  private readlink (path: string, cb: Reply<string>): void {
+    const inode = isControl(path) ? EINVAL : this.resolve(path)
+    if (isErrno(inode)) return cb(inode)
+    const target = this.sb.readlink(inode)
+    if (isErrno(target)) return cb(target)
+    cb(0, target)
+  }
+
+  private getxattr (path: string, name: string, cb: Reply<Buffer>): void {
+    const inode = isControl(path) ? ENODATA : this.resolve(path)
+    if (isErrno(inode)) return cb(inode)
+    const value = this.sb.getxattr(inode, name)
+    if (isErrno(value)) return cb(value)
+    cb(0, value)
+  }
+
+  private listxattr (path: string, cb: Reply<string[]>): void {
+    if (isControl(path)) return cb(0, [])
+    const inode = this.resolve(path)
+    if (isErrno(inode)) return cb(inode)
+    cb(0, this.sb.listxattr(inode))
+  }
+
+  // --- names -------------------------------------------------------------------------------------------
+
+  private unlink (path: string): number {
+    if (isControl(path)) return EPERM
+    if (this.hidden.delete(path)) return 0
+    return this.sb.unlink(path)
+  }
+
+  private rename (src: string, dest: string): number {
+    if (isControl(src) || isControl(dest)) return EPERM
+    if (!FUSE_HIDDEN.test(dest)) return this.sb.rename(src, dest)
+    const inode = this.sb.lookup(src)
+    if (isErrno(inode)) return inode
+    const err = this.sb.unlink(src)
+    if (err) return err
+    this.hidden.set(dest, inode)
+    return 0
+  }
+
+  // --- open files --------------------------------------------------------------------------------------
+
+  private open (path: string, flags: number, cb: Reply<number>): void {
+    if (isControl(path)) return this.controlOpen(path, cb)
+    const inode = this.resolve(path)
+    if (isErrno(inode)) return cb(inode)
+    const fh = this.sb.open(inode, flags)
+    if (isErrno(fh)) return cb(fh)
+    cb(0, fh)
+  }
+
+  private create (path: string, mode: number, cb: Reply<number>): void {
+    if (isControl(path)) return cb(EPERM)
+    const fh = this.sb.create(path, mode, 0)
+    if (isErrno(fh)) return cb(fh)
+    cb(0, fh)
+  }
+
+  private release (fh: number): number {
+    if (fh >= CONTROL_FH_BASE) {
+      this.controlHandles.delete(fh)
+      return 0
+    }
+    return this.sb.release(fh)
+  }
+
+  private read (fh: number, buf: Buffer, len: number, pos: number): number {
+    if (fh >= CONTROL_FH_BASE) return this.controlRead(fh, buf, len, pos)
+    return this.sb.read(fh, buf, len, pos)
+  }
+
+  private write (fh: number, buf: Buffer, len: number, pos: number): number {
+    if (fh >= CONTROL_FH_BASE) return this.controlWrite(fh, buf, len)
+    return this.sb.write(fh, buf, len, pos)
+  }
+
+  private ftruncate (path: string, fh: number, size: number): number {
+    if (fh >= CONTROL_FH_BASE) return 0 // `echo > .dmem/file` truncates first; there is nothing to cut
+    const handle = this.sb.handle(fh)
+    if (!handle) return this.withInode(path, inode => this.sb.truncate(inode, size))
+    return this.sb.truncate(handle.inode, size)
+  }
+
+  // --- the control directory ---------------------------------------------------------------------------
+
+  private controlFile (path: string): ControlFile | undefined {
+    return this.control.files.get(path.slice(CONTROL_PATH.length + 1))
+  }
+
+  private controlGetattr (path: string, cb: Reply<Stat>): void {
+    const root = this.sb.getattr(this.sb.root)
+    if (path === CONTROL_PATH) {
+      return cb(0, controlStat(root, 0, S_IFDIR | 0o755, 2, root.size))
+    }
+    const file = this.controlFile(path)
+    if (!file) return cb(ENOENT)
+    const text = Buffer.from(file.render())
+    this.controlSnapshots.set(file.name, text)
+    const ino = [...this.control.files.keys()].indexOf(file.name) + 1
+    cb(0, controlStat(root, ino, S_IFREG | file.mode, 1, text.length))
+  }
+
+  private controlOpen (path: string, cb: Reply<number>): void {
+    const file = this.controlFile(path)
+    if (!file) return cb(path === CONTROL_PATH ? 0 : ENOENT)
+    const text = this.controlSnapshots.get(file.name) ?? Buffer.from(file.render())
+    this.controlSnapshots.delete(file.name)
+    const fh = this.nextControlFh++
+    this.controlHandles.set(fh, { file, text })
+    cb(0, fh)
+  }
+
+  private controlRead (fh: number, buf: Buffer, len: number, pos: number): number {
+    const handle = this.controlHandles.get(fh)
+    if (!handle) return EIO
+    if (pos >= handle.text.length) return 0
+    return handle.text.copy(buf, 0, pos, Math.min(handle.text.length, pos + len))
+  }
+
+  private controlWrite (fh: number, buf: Buffer, len: number): number {
+    const handle = this.controlHandles.get(fh)
+    if (!handle) return EIO
+    if (!handle.file.write) return EACCES
+    const err = handle.file.write(buf.toString('latin1', 0, len))
+    return err || len
+  }
+}
+
+function isControl (path: string): boolean {
+  return path === CONTROL_PATH || path.startsWith(CONTROL_PATH + '/')
+}
+
+function controlStat (root: Stat, index: number, mode: number, nlink: number, size: number): Stat {
+  return {
+    ...root,
+    ino: CONTROL_INO_BASE + index,
+    mode,
+    nlink,
+    uid: 0,
+    gid: 0,
+    size,
+    blocks: 0
+  }
+}
+
+/** Wraps every handler so an exception becomes EIO and a log line, never the daemon's death (fuse-native
+ *  does not catch exceptions thrown in handlers). */
+function guardAll (ops: Fuse.FuseOperations, log: (line: string) => void): Fuse.FuseOperations {
+  const guarded: Record<string, unknown> = {}
+  for (const [name, handler] of Object.entries(ops)) {
+    // fuse-native calls every handler with its arguments followed by a callback.
+    guarded[name] = (...args: unknown[]) => {
+      const cb = args[args.length - 1] as (err: number) => void
+      try {
+        (handler as (...a: unknown[]) => void)(...args)
+      } catch (err) {
+        log(`dmemfs: ${name} failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
+        cb(EIO)
+      }
+    }
+  }
+  return guarded as Fuse.FuseOperations
+}

@@ -1,0 +1,134 @@
+// Mount options, comma-separated as after `-o`, in the kernel's spelling. Parsing is pure: every problem
+// comes back as one message naming the option, for the CLI to print.
+
+import { DmemSpec, layoutPool, memparse, parseDmemSpec, PAGE_SIZE, MiB, GiB, ParseResult } from './pool/layout'
+
+export interface MountOptions {
+  dpageShift: number
+  dmem: DmemSpec
+  nodes: number
+  maxAllocTry: number
+  mode: number
+  uid: number
+  gid: number
+  nrInodes: number
+  allowOther: boolean
+}
+
+export const MAX_NODES = 64
+export const DEFAULT_NR_INODES = 1048576
+
+const DPAGE_SHIFT_OF_SIZE = new Map<number, number>([[4 * 1024, 12], [2 * MiB, 21], [GiB, 30]])
+
+export function defaultMountOptions (): MountOptions {
+  return {
+    dpageShift: 12,
+    dmem: { size: GiB, addr: null, align: 128 * MiB },
+    nodes: 1,
+    maxAllocTry: 1,
+    mode: 0o755,
+    uid: process.getuid?.() ?? 0,
+    gid: process.getgid?.() ?? 0,
+    nrInodes: DEFAULT_NR_INODES,
+    allowOther: false
+  }
+}
+
+type Setter = (opts: MountOptions, value: string | undefined, seen: Set<string>) => string | null
+
+const SETTERS: Record<string, Setter> = {
+  pagesize (opts, value) {
+    const bytes = value === undefined ? null : memparse(value)
+    const shift = bytes === null ? undefined : DPAGE_SHIFT_OF_SIZE.get(bytes)
+    if (shift === undefined) return 'unknown pagesize (use 4K, 2M or 1G)'
+    opts.dpageShift = shift
+    return null
+  },
+  dmem (opts, value, seen) {
+    if (seen.has('size')) return 'dmem= and size= both describe the pool; give one'
+    if (value === undefined) return 'needs a value: size[@addr][:align]'
+    const spec = parseDmemSpec(value)
+    if (!spec.ok) return spec.error
+    opts.dmem = spec.value
+    return null
+  },
+  size (opts, value, seen) {
+    if (seen.has('dmem')) return 'dmem= and size= both describe the pool; give one'
+    const size = value === undefined ? null : memparse(value)
+    if (size === null || size === 0 || size % PAGE_SIZE !== 0) return 'expects a size that is a multiple of 4K'
+    // A friendly one-node pool: only 4K alignment is asked of it.
+    opts.dmem = { size, addr: null, align: PAGE_SIZE }
+    return null
+  },
+  nodes (opts, value) {
+    const n = parseInteger(value)
+    if (n === null || n < 1 || n > MAX_NODES) return `expects a number of nodes from 1 to ${MAX_NODES}`
+    opts.nodes = n
+    return null
+  },
+  max_alloc_try_dpages (opts, value) {
+    const n = parseInteger(value)
+    if (n === null || n < 1) return 'expects a whole number of at least 1'
+    opts.maxAllocTry = n
+    return null
+  },
+  mode (opts, value) {
+    if (value === undefined || !/^[0-7]{1,4}$/.test(value)) return 'expects octal permission bits, e.g. 0755'
+    opts.mode = parseInt(value, 8)
+    return null
+  },
+  uid (opts, value) {
+    const n = parseInteger(value)
+    if (n === null || n > 0xfffffffe) return 'expects a numeric user id'
+    opts.uid = n
+    return null
+  },
+  gid (opts, value) {
+    const n = parseInteger(value)
+    if (n === null || n > 0xfffffffe) return 'expects a numeric group id'
+    opts.gid = n
+    return null
+  },
+  nr_inodes (opts, value) {
+    const n = value === undefined ? null : memparse(value)
+    if (n === null || n > 0xffffffff) return 'expects a number of inodes (0 = unlimited)'
+    opts.nrInodes = n
+    return null
+  },
+  allow_other (opts, value) {
+    if (value !== undefined) return 'takes no value'
+    opts.allowOther = true
+    return null
+  }
+}
+
+function parseInteger (value: string | undefined): number | null {
+  if (value === undefined || !/^[0-9]+$/.test(value)) return null
+  const n = Number(value)
+  return Number.isSafeInteger(n) ? n : null
+}
+
+/** Applies `-o` option strings (each comma-separated) over the defaults. */
+export function parseMountOptions (texts: string[]): ParseResult<MountOptions> {
+  const opts = defaultMountOptions()
+  const seen = new Set<string>()
+  for (const text of texts) {
+    for (const item of text.split(',')) {
+      if (item === '') continue
+      const eq = item.indexOf('=')
+      const name = eq < 0 ? item : item.slice(0, eq)
+      const value = eq < 0 ? undefined : item.slice(eq + 1)
+      const setter = Object.prototype.hasOwnProperty.call(SETTERS, name) ? SETTERS[name] : undefined
+      if (!setter) return { ok: false, error: `unknown mount option '${name}'` }
+      const error = setter(opts, value, seen)
+      if (error) return { ok: false, error: `bad mount option '${item}': ${error}` }
+      seen.add(name)
+    }
+  }
+  if (seen.has('size') && opts.nodes > 1) {
+    return { ok: false, error: "bad mount option 'size': it describes a one-node pool; use dmem= with nodes=" }
+  }
+  const layout = layoutPool(opts.dmem, opts.nodes, opts.dpageShift)
+  if (!layout.ok) return { ok: false, error: `bad mount option 'dmem': ${layout.error}` }
+  return { ok: true, value: opts }
+}
