@@ -1,7 +1,7 @@
 // Mounting and unmounting: checks on the mount point, stale-mount cleanup, the fuse-native session, and
 // a clean unmount on SIGINT/SIGTERM or when someone unmounts from outside.
 
-import { execFileSync } from 'child_process'
+import { ChildProcess, execFileSync, spawn } from 'child_process'
 import * as fs from 'fs'
 import * as path from 'path'
 import { ControlDir } from '../control/control'
@@ -85,6 +85,23 @@ export function describePool (layout: PoolLayout): string {
 // Zero timeouts: hard links and nlink stay exact (libfuse's high-level API otherwise caches per path).
 const LIBFUSE_OPTIONS = 'use_ino,big_writes,attr_timeout=0,entry_timeout=0,negative_timeout=0'
 
+/** A daemon with a large pool cannot start processes: the kernel refuses to duplicate its many GiB of
+ *  private writable mappings, and spawn fails with ENOMEM. So the child that will unmount is started
+ *  before the pool exists and waits on its stdin; a daemon that dies closes that pipe and it just exits. */
+function startUnmounter (mnt: string): ChildProcess {
+  const child = spawn('sh', ['-c', 'read go && exec umount -l "$0"', mnt], { stdio: ['pipe', 'ignore', 'inherit'] })
+  child.stdin!.on('error', () => {}) // a write after the child died must not kill the daemon
+  return child
+}
+
+function runUnmounter (child: ChildProcess): Promise<void> {
+  return new Promise(resolve => {
+    if (child.exitCode !== null) return resolve()
+    child.on('exit', () => resolve())
+    child.stdin!.end('go\n')
+  })
+}
+
 export interface MountedFs {
   mountpoint: string
   sb: Superblock
@@ -99,6 +116,7 @@ export async function mountDmemfs (
   const layout = layoutPool(opts.dmem, opts.nodes, opts.dpageShift)
   if (!layout.ok) throw new MountError(`bad mount option 'dmem': ${layout.error}`)
   prepareMountpoint(mnt)
+  const unmounter = startUnmounter(mnt)
   const pool = new DmemPool(layout.value)
   const sb = new Superblock(pool, {
     rootMode: opts.mode,
@@ -117,16 +135,16 @@ export async function mountDmemfs (
     fsname: `dmemfs,${LIBFUSE_OPTIONS}`,
     subtype: 'dmemfs'
   })
-  await new Promise<void>((resolve, reject) => {
-    fuse.mount(err => err ? reject(new MountError(`cannot mount ${mnt}: ${err.message}`)) : resolve())
-  })
-  const unmount = () => new Promise<void>(resolve => {
-    fuse.unmount(err => {
-      if (err && findMount(mnt)) lazyUnmount(mnt)
-      resolve()
+  try {
+    await new Promise<void>((resolve, reject) => {
+      fuse.mount(err => err ? reject(new MountError(`cannot mount ${mnt}: ${err.message}`)) : resolve())
     })
-  })
-  return { mountpoint: mnt, sb, unmount }
+  } catch (err) {
+    unmounter.kill()
+    throw err
+  }
+  // fuse-native's own unmount() runs fusermount, which needs a fork this process may not get.
+  return { mountpoint: mnt, sb, unmount: () => runUnmounter(unmounter) }
 }
 
 /** Runs a mounted filesystem until SIGINT/SIGTERM or an outside unmount; resolves when it is gone. */
