@@ -125,3 +125,32 @@ describe('shell work on a mounted dmemfs', function () {
     expect(m.ok('ls .dmem')).to.include('stat')
   })
 })
+
+describe('permissions and open files across renames', function () {
+  let m: DmemfsMount
+
+  before(async function () {
+    m = await DmemfsMount.start('size=16M,allow_other,mode=0777')
+  })
+
+  after(stopAll)
+
+  const asNobody = (cmd: string) => m.sh(`setpriv --reuid=65534 --regid=65534 --clear-groups sh -c '${cmd}'`)
+
+  it('the kernel checks permissions (default_permissions) for other users', function () {
+    m.ok('echo secret > private && chmod 0600 private && echo open > public && chmod 0644 public')
+    expect(asNobody('cat public').stdout).to.equal('open\n')
+    expect(asNobody('cat private').stderr).to.match(/Permission denied/)
+    expect(asNobody('echo x >> public').stderr).to.match(/Permission denied/)
+    expect(asNobody('chmod 0777 public').stderr).to.match(/Operation not permitted/)
+    m.ok('rm private public')
+  })
+
+  it('rename over a file that is still open keeps the old data readable through the descriptor', function () {
+    m.ok('echo old > target && echo new > source')
+    const out = m.ok('exec 3< target && mv source target && cat <&3 && cat target && ls -a && exec 3<&-')
+    expect(out).to.match(/^old\nnew\n/)
+    expect(out).to.not.match(/fuse_hidden/)
+    m.ok('rm target')
+  })
+})
