@@ -129,6 +129,9 @@ export function parseMountOptions (texts: string[]): ParseResult<MountOptions> {
     return { ok: false, error: "bad mount option 'size': it describes a one-node pool; use dmem= with nodes=" }
   }
   const layout = layoutPool(opts.dmem, opts.nodes, opts.dpageShift)
-  if (!layout.ok) return { ok: false, error: `bad mount option 'dmem': ${layout.error}` }
+  if (!layout.ok) {
+    const pool = seen.has('size') ? 'size' : 'dmem'
+    return { ok: false, error: `bad mount option '${pool}': ${layout.error}` }
+  }
   return { ok: true, value: opts }
 }

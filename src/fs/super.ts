@@ -22,6 +22,7 @@ export const O_APPEND = 0o2000
 export const ROOT_INO = 1
 // chown(2) leaves an id unchanged when it is -1; it crosses FUSE as an unsigned 32-bit value.
 const ID_UNCHANGED = 0xffffffff
+const S_IXGRP = 0o010
 // Reverse-map and dpage-table indices are 32-bit.
 const MAX_FILE_DPAGES = 2 ** 32
 
@@ -143,11 +144,14 @@ export class Superblock {
   }
 
   chown (inode: Inode, uid: number, gid: number): 0 {
-    const changes = (uid !== ID_UNCHANGED && uid !== inode.uid) || (gid !== ID_UNCHANGED && gid !== inode.gid)
     if (uid !== ID_UNCHANGED) inode.uid = uid
     if (gid !== ID_UNCHANGED) inode.gid = gid
-    // As the kernel does on a change of owner: a regular file loses its set-id bits.
-    if (changes && inode.isReg()) inode.mode &= ~(S_ISUID | S_ISGID)
+    // As the kernel's chown_common() does, changed ids or not: a regular file loses setuid, and setgid when
+    // group execute is set (setgid without it marks mandatory locking and stays).
+    if (inode.isReg()) {
+      inode.mode &= ~S_ISUID
+      if (inode.mode & S_IXGRP) inode.mode &= ~S_ISGID
+    }
     inode.ctime = Date.now()
     return 0
   }
