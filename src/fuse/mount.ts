@@ -89,7 +89,9 @@ const LIBFUSE_OPTIONS = 'use_ino,big_writes,attr_timeout=0,entry_timeout=0,negat
  *  private writable mappings, and spawn fails with ENOMEM. So the child that will unmount is started
  *  before the pool exists and waits on its stdin; a daemon that dies closes that pipe and it just exits. */
 function startUnmounter (mnt: string): ChildProcess {
-  const child = spawn('sh', ['-c', 'read go && exec umount -l "$0"', mnt], { stdio: ['pipe', 'ignore', 'inherit'] })
+  // It ignores the signals that stop the daemon: Ctrl-C reaches the whole foreground process group.
+  const script = 'trap "" INT TERM HUP; read go && exec umount -l "$0"'
+  const child = spawn('sh', ['-c', script, mnt], { stdio: ['pipe', 'ignore', 'inherit'] })
   child.stdin!.on('error', () => {}) // a write after the child died must not kill the daemon
   return child
 }

@@ -77,6 +77,13 @@ describe('dmemfs CLI', function () {
       })
     }
 
+    it('Ctrl-C (SIGINT to the whole process group) unmounts cleanly and exits 0', async function () {
+      const m = await DmemfsMount.start('size=4M', tempDir(), { detached: true })
+      process.kill(-m.proc.pid!, 'SIGINT')
+      expect(await m.stop()).to.equal(0)
+      expect(isMounted(m.mnt)).to.equal(false)
+    })
+
     it('dmemfs umount unmounts and the daemon exits 0', async function () {
       const m = await DmemfsMount.start('size=4M')
       const r = sh(`${BIN} umount ${m.mnt}`)

@@ -60,9 +60,9 @@ export class DmemfsMount {
   }
 
   /** Mounts dmemfs with `-o options` on `mnt` (a new temporary directory by default). */
-  static async start (options = '', mnt = tempDir()): Promise<DmemfsMount> {
+  static async start (options = '', mnt = tempDir(), spawnOpts: { detached?: boolean } = {}): Promise<DmemfsMount> {
     const args = ['mount', mnt, ...(options ? ['-o', options] : [])]
-    const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'] })
+    const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOpts })
     const m = new DmemfsMount(mnt, proc)
     live.add(m)
     await m.waitMounted()
