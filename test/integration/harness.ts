@@ -13,6 +13,8 @@ const MOUNT_TIMEOUT_MS = 15000
 const STOP_TIMEOUT_MS = 10000
 
 const live = new Set<DmemfsMount>()
+// Every mount point a test mounted on: whatever is still mounted there after the test is unmounted.
+const mountpoints = new Set<string>()
 const tempDirs = new Set<string>()
 
 export interface ShResult {
@@ -65,6 +67,7 @@ export class DmemfsMount {
     const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOpts })
     const m = new DmemfsMount(mnt, proc)
     live.add(m)
+    mountpoints.add(mnt)
     await m.waitMounted()
     return m
   }
@@ -134,13 +137,22 @@ function forceCleanup (m: DmemfsMount): void {
   live.delete(m)
 }
 
-/** Stops every mount still running; call from an `after` hook so a failing test leaves nothing behind. */
+/** Stops every daemon still running and unmounts anything left mounted; call from an `after` hook so a
+ *  failing test leaves nothing behind. */
 export async function stopAll (): Promise<void> {
   for (const m of [...live]) await m.stop().catch(() => forceCleanup(m))
+  unmountLeftovers()
+}
+
+function unmountLeftovers (): void {
+  for (const mnt of mountpoints) {
+    if (isMounted(mnt)) spawnSync('umount', ['-l', mnt])
+  }
 }
 
 process.on('exit', () => {
   for (const m of [...live]) forceCleanup(m)
+  unmountLeftovers()
   for (const dir of tempDirs) {
     try {
       if (!isMounted(dir)) fs.rmSync(dir, { recursive: true, force: true })
