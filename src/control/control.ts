@@ -1,34 +1,94 @@
 // The control directory at the mount's root, `.dmem/`: small files that speak the kernel's language, like
-// the seed's debugfs files. Each file renders its text on demand; writable ones parse what is written and
-// reject bad input with EINVAL and a message.
+// the seed's debugfs files and the hwpoison injector. Each file renders its text on demand; writable ones
+// parse what is written, reject bad input with EINVAL and a readable reason, and reply with text that the
+// writer reads back from the same descriptor.
 
-import { Errno } from '../fs/errno'
+import { EBUSY, EINVAL, Errno } from '../fs/errno'
 import { Superblock } from '../fs/super'
+import { parseMceRequest, parsePfn } from '../mce/input'
+import { locatePfn, memoryFailure, MceEnvironment, NOT_DMEM_PFN } from '../mce/memory-failure'
+import { renderReport, reportJson } from '../mce/report'
+import { DmemPool } from '../pool/pool'
 
 export const CONTROL_DIR = '.dmem'
+
+export interface WriteResult {
+  errno: 0 | Errno
+  reply: string // what the writing descriptor reads next
+}
 
 export interface ControlFile {
   name: string
   mode: number // permission bits
   render (): string
-  write? (text: string): 0 | Errno
+  write? (text: string): WriteResult
 }
 
 export class ControlDir {
   readonly files = new Map<string, ControlFile>()
+  private lastMce = 'no memory failure yet\n'
+  private lastUnpoison = 'nothing unpoisoned yet\n'
 
-  constructor (readonly sb: Superblock) {
-    this.add({ name: 'stat', mode: 0o444, render: () => renderStat(sb) })
+  constructor (readonly sb: Superblock, readonly env: MceEnvironment) {
+    this.add({ name: 'stat', mode: 0o444, render: () => renderStat(sb.pool) })
+    this.add({ name: 'pfns', mode: 0o444, render: () => renderPfns(sb) })
+    this.add({ name: 'mce', mode: 0o600, render: () => this.lastMce, write: text => this.writeMce(text) })
+    this.add({
+      name: 'unpoison', mode: 0o600, render: () => this.lastUnpoison, write: text => this.writeUnpoison(text)
+    })
   }
 
   private add (file: ControlFile): void {
     this.files.set(file.name, file)
   }
+
+  private refuse (file: string, message: string): WriteResult {
+    const reply = `error: ${message}\n`
+    this.env.log(`dmemfs: .dmem/${file}: ${message}`)
+    if (file === 'mce') this.lastMce = reply
+    else this.lastUnpoison = reply
+    return { errno: EINVAL, reply }
+  }
+
+  writeMce (text: string): WriteResult {
+    const req = parseMceRequest(text)
+    if (!req.ok) return this.refuse('mce', req.error)
+    const place = locatePfn(this.sb.pool, req.value.pfn)
+    if (!place) return this.refuse('mce', `${text.trim().split(/\s+/)[0]}: ${NOT_DMEM_PFN}`)
+    const report = memoryFailure(this.sb, place, req.value.flags, req.value.deliver, this.env)
+    this.lastMce = renderReport(report)
+    const reply = req.value.json ? JSON.stringify(reportJson(report), null, 2) + '\n' : this.lastMce
+    return { errno: 0, reply }
+  }
+
+  writeUnpoison (text: string): WriteResult {
+    const pfn = parsePfn(text)
+    if (!pfn.ok) return this.refuse('unpoison', pfn.error)
+    const pool = this.sb.pool
+    const dpage = pool.dpageOfPfn(pfn.value)
+    if (dpage < 0) return this.refuse('unpoison', `${text.trim()}: ${NOT_DMEM_PFN}`)
+    const hex = '0x' + pfn.value.toString(16)
+    const owner = pool.ownerOf(dpage)
+    const result = pool.unpoison(dpage)
+    let errno: 0 | Errno = 0
+    if (result === 'not-poisoned') {
+      this.lastUnpoison = `Unpoison: Page was already unpoisoned ${hex}\n`
+    } else if (result === 'unpoisoned') {
+      this.lastUnpoison = `Unpoison: Software-unpoisoned free page ${hex}\n`
+    } else {
+      const inode = this.sb.inode(owner)
+      const path = inode ? this.sb.pathOf(inode) ?? '(deleted)' : '?'
+      this.lastUnpoison = `Unpoison: the hwpoison page has non-NULL mapping ${hex}: ` +
+        `still owned by ${path} (ino ${owner}); it stays poisoned\n`
+      errno = EBUSY
+    }
+    this.env.log(this.lastUnpoison.trimEnd())
+    return { errno, reply: this.lastUnpoison }
+  }
 }
 
 /** Pool statistics, one `name: value` per line, as the seed's debugfs files read. */
-export function renderStat (sb: Superblock): string {
-  const pool = sb.pool
+export function renderStat (pool: DmemPool): string {
   const layout = pool.layout
   const lines = [
     `region_num: ${pool.regions.length}`,
@@ -36,10 +96,37 @@ export function renderStat (sb: Superblock): string {
     `unaligned_pages: ${layout.unalignedPages}`,
     `dpage_shift: ${pool.dpageShift}`,
     `total_dpages: ${pool.total}`,
-    `free_dpages: ${pool.free}`
+    `free_dpages: ${pool.free}`,
+    `poisoned_dpages: ${pool.poisoned}`
   ]
   for (const node of pool.nodes) {
-    lines.push(`node${node.id}.total_dpages: ${node.total}`, `node${node.id}.free_dpages: ${node.free}`)
+    lines.push(
+      `node${node.id}.total_dpages: ${node.total}`,
+      `node${node.id}.free_dpages: ${node.free}`,
+      `node${node.id}.poisoned_dpages: ${node.poisoned}`
+    )
+  }
+  return lines.join('\n') + '\n'
+}
+
+/** Which PFNs back which file: one line per run of dpages contiguous in both the file and the pool. */
+export function renderPfns (sb: Superblock): string {
+  const pool = sb.pool
+  const lines = ['# ino offset pfn frames path']
+  for (const inode of sb.allInodes()) {
+    if (!inode.dpages || inode.dpages.size === 0) continue
+    const path = sb.pathOf(inode) ?? '(deleted)'
+    const indices = [...inode.dpages.keys()].sort((a, b) => a - b)
+    let i = 0
+    while (i < indices.length) {
+      const first = indices[i]
+      const dpage = inode.dpages.get(first)!
+      let n = 1
+      while (i + n < indices.length && indices[i + n] === first + n &&
+        inode.dpages.get(first + n) === dpage + n && pool.pfnOf(dpage + n) === pool.pfnOf(dpage) + n * pool.framesPerDpage) n++
+      lines.push(`${inode.ino} ${first * pool.dpageSize} 0x${pool.pfnOf(dpage).toString(16)} ${n * pool.framesPerDpage} ${path}`)
+      i += n
+    }
   }
   return lines.join('\n') + '\n'
 }

@@ -45,9 +45,12 @@ export class Inode {
   // Open handles on this inode; an unlinked inode lives until the last one is released.
   opens = 0
   xattrs: Map<string, Buffer> | null = null
-  // Directories only: entries by name, and the parent directory (the root is its own parent).
+  // Directories only: entries by name.
   entries: Map<string, Inode> | null = null
+  // The directory entry that last named this inode: exact for directories (the root is its own parent);
+  // for a file with several hard links, one of them, checked before use (see Superblock.pathOf).
   parent: Inode | null = null
+  name = ''
   // Symlinks only.
   target = ''
   // Regular files only: file dpage index -> pool dpage.

@@ -82,6 +82,11 @@ export class Superblock {
     return this.inodes.get(ino)
   }
 
+  /** Every live inode, in inode-number order. */
+  allInodes (): IterableIterator<Inode> {
+    return this.inodes.values()
+  }
+
   handle (fh: number): Handle | undefined {
     return this.handles.get(fh)
   }
@@ -114,6 +119,33 @@ export class Superblock {
     if (isErrno(dir)) return dir
     if (!dir.entries) return ENOTDIR
     return { dir, name }
+  }
+
+  /** The inode's path from the mount root, or null once it has no name (unlinked but still open). Found
+   *  from the inode's own directory entry; only when that link was removed is the tree searched. */
+  pathOf (inode: Inode): string | null {
+    if (inode === this.root) return '/'
+    if (inode.nlink === 0) return null
+    const names: string[] = []
+    for (let node = inode; node !== this.root; node = node.parent!) {
+      if (!this.namedBy(node)) return this.searchPath(this.root, inode, '')
+      names.push(node.name)
+    }
+    return '/' + names.reverse().join('/')
+  }
+
+  private namedBy (inode: Inode): boolean {
+    return inode.parent !== null && inode.parent.entries?.get(inode.name) === inode
+  }
+
+  private searchPath (dir: Inode, inode: Inode, prefix: string): string | null {
+    for (const [name, child] of dir.entries!) {
+      if (child === inode) return `${prefix}/${name}`
+      if (!child.entries) continue
+      const found = this.searchPath(child, inode, `${prefix}/${name}`)
+      if (found) return found
+    }
+    return null
   }
 
   // --- attributes --------------------------------------------------------------------------------------
@@ -226,6 +258,10 @@ export class Superblock {
     if (isErrno(pn)) return pn
     if (pn.dir.entries!.has(pn.name)) return EEXIST
     pn.dir.entries!.set(pn.name, inode)
+    if (!this.namedBy(inode)) {
+      inode.parent = pn.dir
+      inode.name = pn.name
+    }
     inode.nlink++
     inode.ctime = Date.now()
     pn.dir.touchModified()
@@ -262,8 +298,9 @@ export class Superblock {
     if (inode.isDir() && src.dir !== dst.dir) {
       src.dir.nlink--
       dst.dir.nlink++
-      inode.parent = dst.dir
     }
+    inode.parent = dst.dir
+    inode.name = dst.name
     const now = Date.now()
     inode.ctime = now
     src.dir.touchModified(now)
@@ -404,10 +441,9 @@ export class Superblock {
       if (inode.isDir()) inode.mode |= S_ISGID
     }
     pn.dir.entries!.set(pn.name, inode)
-    if (inode.isDir()) {
-      inode.parent = pn.dir
-      pn.dir.nlink++
-    }
+    inode.parent = pn.dir
+    inode.name = pn.name
+    if (inode.isDir()) pn.dir.nlink++
     pn.dir.touchModified(inode.ctime)
     return inode
   }

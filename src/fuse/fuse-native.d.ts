@@ -36,8 +36,8 @@ declare module 'fuse-native' {
     getattr?: (path: string, cb: (err: number, stat?: FuseStat) => void) => void
     readdir?: (path: string, cb: (err: number, names?: string[]) => void) => void
     statfs?: (path: string, cb: (err: number, statfs?: FuseStatfs) => void) => void
-    open?: (path: string, flags: number, cb: (err: number, fd?: number) => void) => void
-    create?: (path: string, mode: number, cb: (err: number, fd?: number) => void) => void
+    open?: (path: string, flags: number, cb: (err: number, fd?: number, openFlags?: number) => void) => void
+    create?: (path: string, mode: number, cb: (err: number, fd?: number, openFlags?: number) => void) => void
     release?: (path: string, fd: number, cb: (err: number) => void) => void
     read?: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => void
     write?: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => void

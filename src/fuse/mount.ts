@@ -9,6 +9,8 @@ import { Superblock } from '../fs/super'
 import { MountOptions } from '../options'
 import { fmtSize, layoutPool, PoolLayout } from '../pool/layout'
 import { DmemPool } from '../pool/pool'
+import { MceEnvironment } from '../mce/memory-failure'
+import { findHolders, mountIdentity, MountIdentity } from '../mce/procfs'
 import { FuseAdapter } from './operations'
 
 export const FSTYPE = 'fuse.dmemfs'
@@ -104,6 +106,20 @@ function runUnmounter (child: ChildProcess): Promise<void> {
   })
 }
 
+/** The memory-failure path's view of the system: processes through /proc, signals through kill(2). */
+function procEnvironment (mnt: string, log: (line: string) => void): MceEnvironment {
+  let identity: MountIdentity | null = null
+  return {
+    findHolders (ino) {
+      identity ??= mountIdentity(mnt)
+      return identity ? findHolders(identity, ino) : []
+    },
+    kill: (pid, signal) => process.kill(pid, signal),
+    log,
+    self: process.pid
+  }
+}
+
 export interface MountedFs {
   mountpoint: string
   sb: Superblock
@@ -127,7 +143,7 @@ export async function mountDmemfs (
     nrInodes: opts.nrInodes,
     maxAllocTry: opts.maxAllocTry
   })
-  const adapter = new FuseAdapter(sb, new ControlDir(sb), log)
+  const adapter = new FuseAdapter(sb, new ControlDir(sb, procEnvironment(mnt, log)), log)
   // Loaded here, not at the top: the CLI's other commands must work without the native binding.
   const Fuse = require('fuse-native') as typeof import('fuse-native')
   const fuse = new Fuse(mnt, adapter.operations(), {

@@ -7,7 +7,7 @@ import { EACCES, EINVAL, EIO, ENODATA, ENOENT, EPERM, Errno, isErrno } from '../
 import { Inode, S_IFDIR, S_IFREG, Stat } from '../fs/inode'
 import { Superblock } from '../fs/super'
 
-type Reply<T> = (err: number, value?: T) => void
+type Reply<T> = (err: number, value?: T, extra?: number) => void
 
 const CONTROL_PATH = '/' + CONTROL_DIR
 // Control inodes and handles are numbered far above the core's, so both can share one namespace.
@@ -17,9 +17,14 @@ const CONTROL_FH_BASE = 0x40000000
 // last release. The core already keeps such inodes alive, so the adapter only remembers the name.
 const FUSE_HIDDEN = /(^|\/)\.fuse_hidden[0-9a-f]+$/
 
+// fuse-native's open/create callbacks take a third value once patches/ are applied: FOPEN flags.
+// Control files are direct_io, so every read and write reaches the daemon, as with procfs or debugfs.
+const FOPEN_DIRECT_IO = 1
+
 interface ControlHandle {
   file: ControlFile
-  text: Buffer
+  text: Buffer // what this descriptor reads: the file at open, or the reply to its last write
+  cursor: number
 }
 
 export class FuseAdapter {
@@ -47,7 +52,7 @@ export class FuseAdapter {
       release: (path, fd, cb) => cb(this.release(fd)),
       read: (path, fd, buf, len, pos, cb) => cb(this.read(fd, buf, len, pos)),
       write: (path, fd, buf, len, pos, cb) => cb(this.write(fd, buf, len, pos)),
-      truncate: (path, size, cb) => cb(this.withInode(path, inode => this.sb.truncate(inode, size))),
+      truncate: (path, size, cb) => cb(this.truncate(path, size)),
       ftruncate: (path, fd, size, cb) => cb(this.ftruncate(path, fd, size)),
       mkdir: (path, mode, cb) => cb(this.guardName(path) || this.sb.mkdir(path, mode)),
       rmdir: (path, cb) => cb(this.guardName(path) || this.sb.rmdir(path)),
@@ -186,6 +191,12 @@ export class FuseAdapter {
     return this.sb.write(fh, buf, len, pos)
   }
 
+  private truncate (path: string, size: number): number {
+    // `echo PFN > .dmem/mce` opens with O_TRUNC; there is nothing to cut in a control file.
+    if (this.controlFile(path)) return 0
+    return this.withInode(path, inode => this.sb.truncate(inode, size))
+  }
+
   private ftruncate (path: string, fh: number, size: number): number {
     if (fh >= CONTROL_FH_BASE) return 0 // `echo > .dmem/file` truncates first; there is nothing to cut
     const handle = this.sb.handle(fh)
@@ -209,7 +220,8 @@ export class FuseAdapter {
     const text = Buffer.from(file.render())
     this.controlSnapshots.set(file.name, text)
     const ino = [...this.control.files.keys()].indexOf(file.name) + 1
-    cb(0, controlStat(root, ino, S_IFREG | file.mode, 1, text.length))
+    // Owned by the mount's owner, so mode 0600 means "root or the mount owner only".
+    cb(0, { ...controlStat(root, ino, S_IFREG | file.mode, 1, text.length), uid: root.uid, gid: root.gid })
   }
 
   private controlOpen (path: string, cb: Reply<number>): void {
@@ -218,23 +230,29 @@ export class FuseAdapter {
     const text = this.controlSnapshots.get(file.name) ?? Buffer.from(file.render())
     this.controlSnapshots.delete(file.name)
     const fh = this.nextControlFh++
-    this.controlHandles.set(fh, { file, text })
-    cb(0, fh)
+    this.controlHandles.set(fh, { file, text, cursor: 0 })
+    cb(0, fh, FOPEN_DIRECT_IO)
   }
 
+  /** Control files read as a stream from the descriptor's own cursor, so the reply to a write is read from
+   *  its start whatever the file position; a read at offset 0 starts over. */
   private controlRead (fh: number, buf: Buffer, len: number, pos: number): number {
     const handle = this.controlHandles.get(fh)
     if (!handle) return EIO
-    if (pos >= handle.text.length) return 0
-    return handle.text.copy(buf, 0, pos, Math.min(handle.text.length, pos + len))
+    if (pos === 0) handle.cursor = 0
+    const n = handle.text.copy(buf, 0, handle.cursor, Math.min(handle.text.length, handle.cursor + len))
+    handle.cursor += n
+    return n
   }
 
   private controlWrite (fh: number, buf: Buffer, len: number): number {
     const handle = this.controlHandles.get(fh)
     if (!handle) return EIO
     if (!handle.file.write) return EACCES
-    const err = handle.file.write(buf.toString('latin1', 0, len))
-    return err || len
+    const result = handle.file.write(buf.toString('latin1', 0, len))
+    handle.text = Buffer.from(result.reply)
+    handle.cursor = 0
+    return result.errno || len
   }
 }
 

@@ -1,0 +1,188 @@
+// The memory-failure path for a dmem PFN, after the seed's dmem_memory_failure() and the dmemfs MCE
+// notifier: find the region, take a free dpage out of service, or trace a used dpage through the reverse
+// map to its inode and page offset, then collect the processes that hold that file and decide, as the
+// seed's collect_procs/add_to_kill/kill_procs would, what each one gets.
+
+import { Superblock } from '../fs/super'
+import { PAGE_SIZE } from '../pool/layout'
+import { DmemPool, NO_OWNER } from '../pool/pool'
+import { MF_ACTION_REQUIRED, MF_MUST_KILL } from './input'
+import { FileHolder, FileMapping } from './procfs'
+
+export type DpageState = 'used' | 'free' | 'already-poisoned'
+export type SignalName = 'SIGBUS' | 'SIGKILL'
+export type SiCode = 'BUS_MCEERR_AR' | 'BUS_MCEERR_AO'
+
+export interface McePlace {
+  pfn: number
+  phys: number
+  node: number
+  region: number
+  dpage: number // pool dpage number
+  dpagePfn: number // the dpage's first PFN
+  dpageSize: number
+}
+
+export interface MceMapping extends FileMapping {
+  vaddr: number // where the poisoned page sits in this mapping
+}
+
+export interface MceProcess {
+  pid: number
+  comm: string
+  fds: number[]
+  mappings: MceMapping[]
+  signal: SignalName | null
+  siCode: SiCode | null
+  vaddr: number | null // si_addr
+  addrLsb: number | null // si_addr_lsb
+  reason: string
+  sent: boolean | null // null: delivery not asked for
+  sendError?: string
+}
+
+export interface MceFile {
+  path: string | null // null once unlinked
+  ino: number
+  pgoff: number // page offset of the poisoned 4 KiB frame in the file
+  offset: number // its byte offset
+}
+
+export interface MceReport extends McePlace {
+  time: number
+  flags: number
+  state: DpageState
+  result: string // the kernel-style log line
+  file: MceFile | null
+  processes: MceProcess[]
+  deliver: boolean
+}
+
+export interface MceEnvironment {
+  findHolders (ino: number): FileHolder[]
+  kill (pid: number, signal: SignalName): void
+  log (line: string): void
+  self: number // the daemon's pid: never signalled
+}
+
+export const NOT_DMEM_PFN = 'not a dmem pfn'
+
+/** Where a PFN lives in the pool, or null when no region holds it. */
+export function locatePfn (pool: DmemPool, pfn: number): McePlace | null {
+  const dpage = pool.dpageOfPfn(pfn)
+  if (dpage < 0) return null
+  const region = pool.regionOf(dpage)
+  return {
+    pfn,
+    phys: pfn * PAGE_SIZE,
+    node: region.node,
+    region: region.id,
+    dpage,
+    dpagePfn: pool.pfnOf(dpage),
+    dpageSize: pool.dpageSize
+  }
+}
+
+/** Runs the memory-failure path for a PFN the caller has located. */
+export function memoryFailure (
+  sb: Superblock, place: McePlace, flags: number, deliver: boolean, env: MceEnvironment
+): MceReport {
+  const pool = sb.pool
+  const base = { ...place, time: Date.now(), flags, deliver, file: null, processes: [] }
+  const hex = '0x' + place.pfn.toString(16)
+  if (pool.isPoisoned(place.dpage)) {
+    return logged(env, { ...base, state: 'already-poisoned', result: `Memory failure: ${hex}: already hardware poisoned` })
+  }
+  const used = pool.isUsed(place.dpage)
+  pool.poison(place.dpage)
+  if (!used) {
+    return logged(env, { ...base, state: 'free', result: `MCE: free dpage, mark ${hex} disabled in dmem` })
+  }
+  const report: MceReport = { ...base, state: 'used', result: `MCE ${hex}: handled by dmem` }
+  env.log(report.result)
+  const ino = pool.ownerOf(place.dpage)
+  const inode = ino === NO_OWNER ? undefined : sb.inode(ino)
+  if (!inode) return report
+  const pgoff = pool.indexOf(place.dpage) * pool.framesPerDpage + (place.pfn - place.dpagePfn)
+  report.file = { path: sb.pathOf(inode), ino, pgoff, offset: pgoff * PAGE_SIZE }
+  const dpagePgoff = pgoff - (place.pfn - place.dpagePfn)
+  report.processes = env.findHolders(ino)
+    .map(h => decide(h, pgoff, dpagePgoff, pool.framesPerDpage, flags))
+    .filter((p): p is MceProcess => p !== null)
+  if (deliver) deliverSignals(report, env)
+  return report
+}
+
+function logged (env: MceEnvironment, report: MceReport): MceReport {
+  env.log(report.result)
+  return report
+}
+
+/** What the seed's kill path gives one holder. A mapping counts when it covers any page of the poisoned
+ *  dpage (the whole dpage is lost); its address is the poisoned frame's, or the dpage's first mapped page
+ *  when the frame itself lies outside the mapping. */
+function decide (
+  holder: FileHolder, pgoff: number, dpagePgoff: number, frames: number, flags: number
+): MceProcess | null {
+  const mappings: MceMapping[] = []
+  for (const m of holder.mappings) {
+    const pages = (m.end - m.start) / PAGE_SIZE
+    const first = Math.max(m.pgoff, dpagePgoff)
+    const last = Math.min(m.pgoff + pages, dpagePgoff + frames) - 1
+    if (first > last) continue
+    const page = pgoff >= first && pgoff <= last ? pgoff : first
+    // add_to_kill(): tk->addr = vma->vm_start + ((pgoff - vma->vm_pgoff) << PAGE_SHIFT)
+    mappings.push({ ...m, vaddr: m.start + (page - m.pgoff) * PAGE_SIZE })
+  }
+  if (mappings.length === 0 && holder.fds.length === 0) return null
+  const proc: MceProcess = {
+    pid: holder.pid,
+    comm: holder.comm,
+    fds: holder.fds,
+    mappings,
+    signal: null,
+    siCode: null,
+    vaddr: mappings.length > 0 ? mappings[0].vaddr : null,
+    addrLsb: null,
+    reason: '',
+    sent: null
+  }
+  const mapped = mappings.length > 0
+  if (!(flags & MF_MUST_KILL)) {
+    proc.reason = 'no signal without must_kill (kill_procs signals only with MF_MUST_KILL); ' +
+      (mapped ? 'will get SIGBUS BUS_MCEERR_AR on touching the mapping' : 'will get EIO on read or write of the page')
+    return proc
+  }
+  if (!mapped) {
+    proc.signal = 'SIGKILL'
+    proc.reason = 'no mapping of the page'
+    return proc
+  }
+  proc.signal = 'SIGBUS'
+  proc.siCode = flags & MF_ACTION_REQUIRED ? 'BUS_MCEERR_AR' : 'BUS_MCEERR_AO'
+  proc.addrLsb = 12
+  proc.reason = flags & MF_ACTION_REQUIRED ? 'must_kill, action required' : 'must_kill, action optional'
+  return proc
+}
+
+function deliverSignals (report: MceReport, env: MceEnvironment): void {
+  const hex = '0x' + report.pfn.toString(16)
+  for (const proc of report.processes) {
+    if (!proc.signal) continue
+    if (proc.pid === env.self || proc.pid === 1) {
+      proc.sent = false
+      proc.sendError = 'never the daemon itself or pid 1'
+      continue
+    }
+    try {
+      env.kill(proc.pid, proc.signal)
+      proc.sent = true
+      env.log(proc.signal === 'SIGKILL'
+        ? `Memory failure: ${hex}: forcibly killing ${proc.comm}:${proc.pid} because of failure to unmap corrupted page`
+        : `Memory failure: ${hex}: Sending SIGBUS to ${proc.comm}:${proc.pid} due to hardware memory corruption`)
+    } catch (err) {
+      proc.sent = false
+      proc.sendError = (err as NodeJS.ErrnoException).code ?? String(err)
+    }
+  }
+}

@@ -1,0 +1,121 @@
+// Finding, through /proc, the processes that hold a file of this mount open or mapped: the user-space
+// stand-in for the kernel's walk of the tasks and the file's i_mmap tree.
+//
+// Nothing here may touch the mount itself: the caller is the daemon serving it, and a stat() of a file on
+// it would wait on the daemon. readlink of /proc/PID/fd/N, fdinfo and maps do not.
+
+import * as fs from 'fs'
+
+export interface MountIdentity {
+  mountpoint: string
+  mntId: number // as /proc/PID/fdinfo shows it
+  major: number // as /proc/PID/maps shows the device
+  minor: number
+}
+
+export interface FileMapping {
+  start: number
+  end: number
+  pgoff: number // the mapping's first page offset in the file (vma->vm_pgoff)
+  perms: string
+}
+
+export interface FileHolder {
+  pid: number
+  comm: string
+  fds: number[]
+  mappings: FileMapping[]
+}
+
+/** The identity of the mount at `mountpoint`, from /proc/self/mountinfo. */
+export function mountIdentity (mountpoint: string): MountIdentity | null {
+  const text = fs.readFileSync('/proc/self/mountinfo', 'utf8')
+  let found: MountIdentity | null = null
+  for (const line of text.split('\n')) {
+    const fields = line.split(' ')
+    if (fields.length < 5 || unescape(fields[4]) !== mountpoint) continue
+    const [major, minor] = fields[2].split(':').map(Number)
+    found = { mountpoint, mntId: Number(fields[0]), major, minor }
+  }
+  return found
+}
+
+function unescape (s: string): string {
+  return s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)))
+}
+
+/** Every process other than `self` that has inode `ino` of the mount open or mapped. */
+export function findHolders (mount: MountIdentity, ino: number, self = process.pid): FileHolder[] {
+  const holders: FileHolder[] = []
+  const dev = `${hex2(mount.major)}:${hex2(mount.minor)}`
+  for (const name of fs.readdirSync('/proc')) {
+    const pid = Number(name)
+    if (!Number.isInteger(pid) || pid <= 0 || pid === self) continue
+    const mappings = readMappings(pid, dev, ino)
+    const fds = readFds(pid, mount, ino)
+    if (mappings.length === 0 && fds.length === 0) continue
+    holders.push({ pid, comm: readComm(pid), fds, mappings })
+  }
+  return holders
+}
+
+function hex2 (n: number): string {
+  return n.toString(16).padStart(2, '0')
+}
+
+function readOrNull (file: string): string | null {
+  try {
+    return fs.readFileSync(file, 'latin1')
+  } catch {
+    return null // the process ended, or is not ours to read
+  }
+}
+
+/** Lines of /proc/PID/maps for the file: `start-end perms offset dev inode path`. */
+function readMappings (pid: number, dev: string, ino: number): FileMapping[] {
+  const text = readOrNull(`/proc/${pid}/maps`)
+  if (text === null || !text.includes(dev)) return []
+  const out: FileMapping[] = []
+  for (const line of text.split('\n')) {
+    const f = line.split(/\s+/, 5)
+    if (f.length < 5 || f[3] !== dev || Number(f[4]) !== ino) continue
+    const [start, end] = f[0].split('-').map(h => parseInt(h, 16))
+    out.push({ start, end, pgoff: parseInt(f[2], 16) / 4096, perms: f[1] })
+  }
+  return out
+}
+
+function readFds (pid: number, mount: MountIdentity, ino: number): number[] {
+  let names: string[]
+  try {
+    names = fs.readdirSync(`/proc/${pid}/fd`)
+  } catch {
+    return []
+  }
+  const prefix = mount.mountpoint + '/'
+  const fds: number[] = []
+  for (const name of names) {
+    let target: string
+    try {
+      target = fs.readlinkSync(`/proc/${pid}/fd/${name}`)
+    } catch {
+      continue
+    }
+    if (!target.startsWith(prefix)) continue
+    // The path says where the file was opened; fdinfo says which file it is.
+    const info = readOrNull(`/proc/${pid}/fdinfo/${name}`)
+    if (info && fdinfoField(info, 'mnt_id') === mount.mntId && fdinfoField(info, 'ino') === ino) {
+      fds.push(Number(name))
+    }
+  }
+  return fds.sort((a, b) => a - b)
+}
+
+function fdinfoField (info: string, field: string): number {
+  const m = new RegExp(`^${field}:\\s*(\\d+)`, 'm').exec(info)
+  return m ? Number(m[1]) : -1
+}
+
+function readComm (pid: number): string {
+  return (readOrNull(`/proc/${pid}/comm`) ?? '?').trim()
+}
