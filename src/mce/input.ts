@@ -43,7 +43,7 @@ export function parseKernelU64 (text: string): ParseResult<bigint> {
   const digits = m[1]
   let value: bigint
   if (/^0[xX]/.test(digits)) value = BigInt(digits)
-  else if (digits.length > 1) value = BigInt('0o' + digits.slice(1))
+  else if (digits.length > 1 && digits[0] === '0') value = BigInt('0o' + digits.slice(1))
   else value = BigInt(digits)
   if (value > U64_MAX) return { ok: false, error: `${printable(body)} is out of range (more than 64 bits)` }
   return { ok: true, value }
