@@ -58,7 +58,11 @@ export function pfnNumber (value: bigint): number {
 export function parseMceRequest (text: string): ParseResult<MceRequest> {
   const bad = checkText(text)
   if (bad) return { ok: false, error: bad }
-  const words = (text.endsWith('\n') ? text.slice(0, -1) : text).split(/[ \t]+/).filter(w => w !== '')
+  const line = text.endsWith('\n') ? text.slice(0, -1) : text
+  // One trailing newline is allowed, as kstrtoull allows it; any other would reach a word and be stripped
+  // there again, letting "12\n\n" through.
+  if (line.includes('\n')) return { ok: false, error: 'more than one line: write a PFN and its flags on one line' }
+  const words = line.split(/[ \t]+/).filter(w => w !== '')
   if (words.length === 0) return { ok: false, error: 'empty input: write a PFN, e.g. 0x140000' }
   const pfn = parseKernelU64(words[0])
   if (!pfn.ok) return pfn
