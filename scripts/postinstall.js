@@ -1,27 +1,20 @@
 #!/usr/bin/env node
 // Runs on `npm ci` / `npm install` of this package (npm runs the root package's own postinstall), after
-// patch-package has applied patches/ to node_modules.
-// 0. Rebuild fuse-native's binding from the patched source (see patches/README.md). Without a compiler the
-//    prebuilt binary stays in use, with fuse-native's old behaviour, and one line says so.
-// 1. fuse-native's prebuilt binding links `libfuse.so.2` without a run path; fuse-shared-library-linux ships
-//    that library as `libfuse.so`. A symlink with the SONAME in `.lib/` lets bin/dmemfs put it on
-//    LD_LIBRARY_PATH before node starts (setting it from inside a running node is too late).
-// 2. Compile the TypeScript so `npm start` and the `dmemfs` bin run without ts-node.
+// patch-package has applied patches/ to node_modules/fuse-native.
+// 1. Rebuild fuse-native's binding from the patched source with node-gyp (see patches/README.md). The
+//    rebuilt binding carries a run path to the libfuse it is built with, so nothing else is needed to load.
+// 2. Only if that fails (no compiler): keep the prebuilt binding, which links `libfuse.so.2` without a run
+//    path, and link that library under its SONAME into `.lib/`, which bin/dmemfs then puts on
+//    LD_LIBRARY_PATH. One line says so; fuse-native's old behaviour (millisecond times, no caller
+//    identity, no per-file direct_io) remains.
+// 3. Compile the TypeScript so `npm start` and the `dmemfs` bin run without ts-node.
 'use strict'
 const fs = require('fs')
 const path = require('path')
 const { execFileSync } = require('child_process')
 
 const root = path.resolve(__dirname, '..')
-
-function linkLibfuse () {
-  const lib = require.resolve('fuse-shared-library-linux/libfuse/lib/libfuse.so', { paths: [require.resolve('fuse-native')] })
-  const dir = path.join(root, '.lib')
-  const link = path.join(dir, 'libfuse.so.2')
-  fs.mkdirSync(dir, { recursive: true })
-  fs.rmSync(link, { force: true })
-  fs.symlinkSync(lib, link)
-}
+const fallbackLibDir = path.join(root, '.lib')
 
 function rebuildFuseNative () {
   const dir = path.dirname(require.resolve('fuse-native/package.json'))
@@ -30,18 +23,25 @@ function rebuildFuseNative () {
   try {
     gyp = require.resolve('node-gyp/bin/node-gyp.js', { paths: [npmDir, root] })
   } catch {
-    console.error('dmemfs: node-gyp not found; using the prebuilt fuse-native binding (unpatched native code)')
-    return
+    return 'node-gyp not found'
   }
   try {
     // Build against the installed Node headers; there is no network to download them from.
     const nodedir = process.env.npm_config_nodedir || path.resolve(process.execPath, '..', '..')
     execFileSync(process.execPath, [gyp, 'rebuild', `--nodedir=${nodedir}`], { cwd: dir, stdio: ['ignore', 'ignore', 'pipe'] })
+    return null
   } catch (err) {
-    const why = String(err.stderr || err.message).trim().split('\n').pop()
-    console.error(`dmemfs: could not rebuild fuse-native (${why}); using the prebuilt binding (unpatched native code)`)
     fs.rmSync(path.join(dir, 'build'), { recursive: true, force: true })
+    return String(err.stderr || err.message).trim().split('\n').pop()
   }
+}
+
+function linkFallbackLibfuse () {
+  const lib = require.resolve('fuse-shared-library-linux/libfuse/lib/libfuse.so', { paths: [require.resolve('fuse-native')] })
+  const link = path.join(fallbackLibDir, 'libfuse.so.2')
+  fs.mkdirSync(fallbackLibDir, { recursive: true })
+  fs.rmSync(link, { force: true })
+  fs.symlinkSync(lib, link)
 }
 
 function build () {
@@ -53,7 +53,11 @@ function build () {
   execFileSync(process.execPath, [tsc, '-p', root], { stdio: 'inherit' })
 }
 
-rebuildFuseNative()
-linkLibfuse()
+fs.rmSync(fallbackLibDir, { recursive: true, force: true })
+const failure = rebuildFuseNative()
+if (failure) {
+  console.error(`dmemfs: could not rebuild fuse-native (${failure}); using its prebuilt binding, without the fixes in patches/`)
+  linkFallbackLibfuse()
+}
 build()
 fs.mkdirSync(path.join(root, 'mount'), { recursive: true })

@@ -31,7 +31,8 @@ export class ControlDir {
 
   constructor (readonly sb: Superblock, readonly env: MceEnvironment) {
     this.add({ name: 'stat', mode: 0o444, render: () => renderStat(sb.pool) })
-    this.add({ name: 'pfns', mode: 0o444, render: () => renderPfns(sb) })
+    // Physical addresses are for root or the mount's owner, as /proc/PID/pagemap hides PFNs from others.
+    this.add({ name: 'pfns', mode: 0o600, render: () => renderPfns(sb) })
     this.add({ name: 'mce', mode: 0o600, render: () => this.lastMce, write: text => this.writeMce(text) })
     this.add({
       name: 'unpoison', mode: 0o600, render: () => this.lastUnpoison, write: text => this.writeUnpoison(text)

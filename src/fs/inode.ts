@@ -1,3 +1,5 @@
+import { nowNs } from './clock'
+
 // Inodes: metadata, and per type either directory entries, a symlink target, or a regular file's dpage
 // table (file dpage index -> pool dpage), as dmemfs keeps in its radix tree.
 
@@ -30,18 +32,18 @@ export interface Stat {
   size: number
   blocks: number // 512-byte units, as st_blocks
   blksize: number
-  atime: number // milliseconds since the epoch
-  mtime: number
-  ctime: number
+  atime: bigint // nanoseconds since the epoch
+  mtime: bigint
+  ctime: bigint
 }
 
 export class Inode {
   size = 0
   rdev = 0
   nlink: number
-  atime: number
-  mtime: number
-  ctime: number
+  atime: bigint
+  mtime: bigint
+  ctime: bigint
   // Open handles on this inode; an unlinked inode lives until the last one is released.
   opens = 0
   xattrs: Map<string, Buffer> | null = null
@@ -63,7 +65,7 @@ export class Inode {
     public gid: number,
     readonly node: number // home node: allocation tries this node first
   ) {
-    const now = Date.now()
+    const now = nowNs()
     this.atime = now
     this.mtime = now
     this.ctime = now
@@ -89,7 +91,7 @@ export class Inode {
     return (this.mode & S_IFMT) === S_IFLNK
   }
 
-  touchModified (now = Date.now()): void {
+  touchModified (now = nowNs()): void {
     this.mtime = now
     this.ctime = now
   }

@@ -9,6 +9,7 @@ import {
   EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ENAMETOOLONG, ENODATA, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, EOPNOTSUPP,
   EPERM, ERANGE, Errno, isErrno
 } from './errno'
+import { nowNs, UTIME_NOW, UTIME_OMIT } from './clock'
 import { DataLimits, fileEvict, fileRead, fileTruncate, fileWrite } from './file'
 import { Cred, Inode, PERM_MASK, ROOT_CRED, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, Stat } from './inode'
 
@@ -38,6 +39,7 @@ export interface Handle {
   fh: number
   inode: Inode
   flags: number
+  pid: number // the thread that opened it (0 when unknown)
 }
 
 export interface StatFs {
@@ -85,6 +87,11 @@ export class Superblock {
   /** Every live inode, in inode-number order. */
   allInodes (): IterableIterator<Inode> {
     return this.inodes.values()
+  }
+
+  /** The open handles on an inode. */
+  handlesOf (inode: Inode): Handle[] {
+    return [...this.handles.values()].filter(h => h.inode === inode)
   }
 
   handle (fh: number): Handle | undefined {
@@ -171,7 +178,7 @@ export class Superblock {
 
   chmod (inode: Inode, mode: number): 0 {
     inode.mode = (inode.mode & S_IFMT) | (mode & PERM_MASK)
-    inode.ctime = Date.now()
+    inode.ctime = nowNs()
     return 0
   }
 
@@ -184,14 +191,16 @@ export class Superblock {
       inode.mode &= ~S_ISUID
       if (inode.mode & S_IXGRP) inode.mode &= ~S_ISGID
     }
-    inode.ctime = Date.now()
+    inode.ctime = nowNs()
     return 0
   }
 
-  utimens (inode: Inode, atime: number, mtime: number): 0 {
-    inode.atime = atime
-    inode.mtime = mtime
-    inode.ctime = Date.now()
+  /** Times in nanoseconds, or UTIME_NOW / UTIME_OMIT as utimensat(2) takes them. */
+  utimens (inode: Inode, atime: bigint, mtime: bigint): 0 {
+    const now = nowNs()
+    if (atime !== UTIME_OMIT) inode.atime = atime === UTIME_NOW ? now : atime
+    if (mtime !== UTIME_OMIT) inode.mtime = mtime === UTIME_NOW ? now : mtime
+    inode.ctime = now
     return 0
   }
 
@@ -263,7 +272,7 @@ export class Superblock {
       inode.name = pn.name
     }
     inode.nlink++
-    inode.ctime = Date.now()
+    inode.ctime = nowNs()
     pn.dir.touchModified()
     return 0
   }
@@ -301,7 +310,7 @@ export class Superblock {
     }
     inode.parent = dst.dir
     inode.name = dst.name
-    const now = Date.now()
+    const now = nowNs()
     inode.ctime = now
     src.dir.touchModified(now)
     dst.dir.touchModified(now)
@@ -324,20 +333,20 @@ export class Superblock {
 
   // --- open files --------------------------------------------------------------------------------------
 
-  create (path: string, mode: number, flags: number, cred: Cred = ROOT_CRED): number | Errno {
+  create (path: string, mode: number, flags: number, cred: Cred = ROOT_CRED, pid = 0): number | Errno {
     const inode = this.createEntry(path, S_IFREG | (mode & PERM_MASK), cred)
     if (isErrno(inode)) return inode
-    return this.openInode(inode, flags)
+    return this.openInode(inode, flags, pid)
   }
 
-  open (inode: Inode, flags: number): number | Errno {
+  open (inode: Inode, flags: number, pid = 0): number | Errno {
     if (inode.isDir() && (flags & O_ACCMODE) !== 0) return EISDIR
-    return this.openInode(inode, flags)
+    return this.openInode(inode, flags, pid)
   }
 
-  private openInode (inode: Inode, flags: number): number {
+  private openInode (inode: Inode, flags: number, pid: number): number {
     const fh = this.nextFh++
-    this.handles.set(fh, { fh, inode, flags })
+    this.handles.set(fh, { fh, inode, flags, pid })
     inode.opens++
     return fh
   }
@@ -359,7 +368,7 @@ export class Superblock {
     if (!inode.isReg()) return EISDIR
     const n = fileRead(this.pool, inode, buf, len, pos)
     // relatime: the access time moves when it is older than the last change.
-    if (n > 0 && inode.atime <= inode.mtime) inode.atime = Date.now()
+    if (n > 0 && inode.atime <= inode.mtime) inode.atime = nowNs()
     return n
   }
 
@@ -383,7 +392,7 @@ export class Superblock {
     if ((flags & XATTR_REPLACE) && !xattrs.has(name)) return ENODATA
     xattrs.set(name, Buffer.from(value))
     inode.xattrs = xattrs
-    inode.ctime = Date.now()
+    inode.ctime = nowNs()
     return 0
   }
 
@@ -397,7 +406,7 @@ export class Superblock {
 
   removexattr (inode: Inode, name: string): 0 | Errno {
     if (!inode.xattrs?.delete(name)) return ENODATA
-    inode.ctime = Date.now()
+    inode.ctime = nowNs()
     return 0
   }
 
@@ -450,7 +459,7 @@ export class Superblock {
 
   private removeEntry (dir: Inode, name: string, inode: Inode): void {
     dir.entries!.delete(name)
-    const now = Date.now()
+    const now = nowNs()
     dir.touchModified(now)
     inode.ctime = now
     if (inode.isDir()) {

@@ -12,9 +12,9 @@ declare module 'fuse-native' {
     rdev: number
     blksize: number
     blocks: number
-    atime: number
-    mtime: number
-    ctime: number
+    atime: number | bigint // milliseconds, or (patched) BigInt nanoseconds
+    mtime: number | bigint
+    ctime: number | bigint
   }
 
   export interface FuseStatfs {
@@ -53,7 +53,7 @@ declare module 'fuse-native' {
     readlink?: (path: string, cb: (err: number, target?: string) => void) => void
     chmod?: (path: string, mode: number, cb: (err: number) => void) => void
     chown?: (path: string, uid: number, gid: number, cb: (err: number) => void) => void
-    utimens?: (path: string, atime: number, mtime: number, cb: (err: number) => void) => void
+    utimens?: (path: string, atime: bigint, mtime: bigint, cb: (err: number) => void) => void // with timeNs
     setxattr?: (path: string, name: string, value: Buffer, position: number, flags: number, cb: (err: number) => void) => void
     getxattr?: (path: string, name: string, position: number, cb: (err: number, value?: Buffer) => void) => void
     listxattr?: (path: string, cb: (err: number, list?: string[]) => void) => void
@@ -72,6 +72,21 @@ declare module 'fuse-native' {
     fsname?: string
     subtype?: string
     maxRead?: number
+    // Added by patches/fuse-native+2.2.6.patch:
+    maxWrite?: number
+    useIno?: boolean
+    bigWrites?: boolean
+    attrTimeout?: number
+    entryTimeout?: number
+    negativeTimeout?: number
+    timeNs?: boolean // times as BigInt nanoseconds; utimens gets UTIME_NOW/UTIME_OMIT
+  }
+
+  interface FuseContext {
+    uid: number
+    gid: number
+    pid: number // the calling thread's id
+    umask: number
   }
   }
 
@@ -79,6 +94,7 @@ declare module 'fuse-native' {
     constructor (mnt: string, ops: FuseOperations, opts?: FuseOptions)
     mount (cb: (err: Error | null) => void): void
     unmount (cb: (err: Error | null) => void): void
+    context (): Fuse.FuseContext | null // patched: the caller of the request being served
     static unmount (mnt: string, cb: (err: Error | null) => void): void
   }
 

@@ -10,7 +10,7 @@ import { MountOptions } from '../options'
 import { fmtSize, layoutPool, PoolLayout } from '../pool/layout'
 import { DmemPool } from '../pool/pool'
 import { MceEnvironment } from '../mce/memory-failure'
-import { findHolders, mountIdentity, MountIdentity } from '../mce/procfs'
+import { findHolders, mountIdentity, MountIdentity, processOfThread } from '../mce/procfs'
 import { FuseAdapter } from './operations'
 
 export const FSTYPE = 'fuse.dmemfs'
@@ -82,10 +82,6 @@ export function describePool (layout: PoolLayout): string {
     `${layout.totalDpages} dpages of ${fmtSize(layout.dpageSize)} from phys 0x${first.toString(16)}`
 }
 
-// libfuse options fuse-native has no named option for ride in the fsname value, which it passes through
-// verbatim. use_ino: our inode numbers reach stat and /proc. big_writes: 128 KiB writes instead of 4 KiB.
-// Zero timeouts: hard links and nlink stay exact (libfuse's high-level API otherwise caches per path).
-const LIBFUSE_OPTIONS = 'use_ino,big_writes,attr_timeout=0,entry_timeout=0,negative_timeout=0'
 
 /** A daemon with a large pool cannot start processes: the kernel refuses to duplicate its many GiB of
  *  private writable mappings, and spawn fails with ENOMEM. So the child that will unmount is started
@@ -114,6 +110,7 @@ function procEnvironment (mnt: string, log: (line: string) => void): MceEnvironm
       identity ??= mountIdentity(mnt)
       return identity ? findHolders(identity, ino) : []
     },
+    processOf: processOfThread,
     kill: (pid, signal) => process.kill(pid, signal),
     log,
     self: process.pid
@@ -143,19 +140,28 @@ export async function mountDmemfs (
     nrInodes: opts.nrInodes,
     maxAllocTry: opts.maxAllocTry
   })
-  const adapter = new FuseAdapter(sb, new ControlDir(sb, procEnvironment(mnt, log)), log)
+  let fuse: import('fuse-native') | null = null
+  const adapter = new FuseAdapter(sb, new ControlDir(sb, procEnvironment(mnt, log)), log, () => fuse && fuse.context())
   // Loaded here, not at the top: the CLI's other commands must work without the native binding.
   const Fuse = require('fuse-native') as typeof import('fuse-native')
-  const fuse = new Fuse(mnt, adapter.operations(), {
+  fuse = new Fuse(mnt, adapter.operations(), {
     timeout: false,
     defaultPermissions: true,
+    // Our inode numbers reach stat and /proc; 128 KiB writes instead of 4 KiB; zero timeouts keep hard
+    // links and nlink exact (libfuse's high-level API otherwise caches per path); nanosecond times.
+    useIno: true,
+    bigWrites: true,
+    attrTimeout: 0,
+    entryTimeout: 0,
+    negativeTimeout: 0,
+    timeNs: true,
     allowOther: opts.allowOther,
-    fsname: `dmemfs,${LIBFUSE_OPTIONS}`,
+    fsname: 'dmemfs',
     subtype: 'dmemfs'
   })
   try {
     await new Promise<void>((resolve, reject) => {
-      fuse.mount(err => err ? reject(new MountError(`cannot mount ${mnt}: ${err.message}`)) : resolve())
+      fuse!.mount(err => err ? reject(new MountError(`cannot mount ${mnt}: ${err.message}`)) : resolve())
     })
   } catch (err) {
     unmounter.kill()

@@ -4,7 +4,7 @@
 import Fuse = require('fuse-native')
 import { ControlDir, ControlFile, CONTROL_DIR } from '../control/control'
 import { EACCES, EINVAL, EIO, ENODATA, ENOENT, EPERM, Errno, isErrno } from '../fs/errno'
-import { Inode, S_IFDIR, S_IFREG, Stat } from '../fs/inode'
+import { Cred, Inode, ROOT_CRED, S_IFDIR, S_IFREG, Stat } from '../fs/inode'
 import { Superblock } from '../fs/super'
 
 type Reply<T> = (err: number, value?: T, extra?: number) => void
@@ -38,8 +38,19 @@ export class FuseAdapter {
   constructor (
     readonly sb: Superblock,
     readonly control: ControlDir,
-    readonly log: (line: string) => void = () => {}
+    readonly log: (line: string) => void = () => {},
+    // The caller of the request being served (the patched fuse-native's fuse_get_context()), or null.
+    readonly caller: () => Fuse.FuseContext | null = () => null
   ) {}
+
+  private cred (): Cred {
+    const ctx = this.caller()
+    return ctx ? { uid: ctx.uid, gid: ctx.gid } : ROOT_CRED
+  }
+
+  private callerPid (): number {
+    return this.caller()?.pid ?? 0
+  }
 
   operations (): Fuse.FuseOperations {
     const ops: Fuse.FuseOperations = {
@@ -54,13 +65,13 @@ export class FuseAdapter {
       write: (path, fd, buf, len, pos, cb) => cb(this.write(fd, buf, len, pos)),
       truncate: (path, size, cb) => cb(this.truncate(path, size)),
       ftruncate: (path, fd, size, cb) => cb(this.ftruncate(path, fd, size)),
-      mkdir: (path, mode, cb) => cb(this.guardName(path) || this.sb.mkdir(path, mode)),
+      mkdir: (path, mode, cb) => cb(this.guardName(path) || this.sb.mkdir(path, mode, this.cred())),
       rmdir: (path, cb) => cb(this.guardName(path) || this.sb.rmdir(path)),
-      mknod: (path, mode, dev, cb) => cb(this.guardName(path) || this.sb.mknod(path, mode, dev)),
+      mknod: (path, mode, dev, cb) => cb(this.guardName(path) || this.sb.mknod(path, mode, dev, this.cred())),
       unlink: (path, cb) => cb(this.unlink(path)),
       rename: (src, dest, cb) => cb(this.rename(src, dest)),
       link: (src, dest, cb) => cb(this.guardName(src) || this.guardName(dest) || this.sb.link(src, dest)),
-      symlink: (target, path, cb) => cb(this.guardName(path) || this.sb.symlink(target, path)),
+      symlink: (target, path, cb) => cb(this.guardName(path) || this.sb.symlink(target, path, this.cred())),
       readlink: (path, cb) => this.readlink(path, cb),
       chmod: (path, mode, cb) => cb(this.withInode(path, inode => this.sb.chmod(inode, mode))),
       chown: (path, uid, gid, cb) => cb(this.withInode(path, inode => this.sb.chown(inode, uid, gid))),
@@ -161,14 +172,14 @@ export class FuseAdapter {
     if (isControl(path)) return this.controlOpen(path, cb)
     const inode = this.resolve(path)
     if (isErrno(inode)) return cb(inode)
-    const fh = this.sb.open(inode, flags)
+    const fh = this.sb.open(inode, flags, this.callerPid())
     if (isErrno(fh)) return cb(fh)
     cb(0, fh)
   }
 
   private create (path: string, mode: number, cb: Reply<number>): void {
     if (isControl(path)) return cb(EPERM)
-    const fh = this.sb.create(path, mode, 0)
+    const fh = this.sb.create(path, mode, 0, this.cred(), this.callerPid())
     if (isErrno(fh)) return cb(fh)
     cb(0, fh)
   }

@@ -27,9 +27,17 @@ export interface MceMapping extends FileMapping {
   vaddr: number // where the poisoned page sits in this mapping
 }
 
+/** An open handle on the poisoned file, as the daemon tracks it, with the process that opened it. */
+export interface MceHandle {
+  fh: number
+  opener: number // thread-group id of the opener (its thread id if that is gone), 0 if unknown
+  comm: string
+}
+
 export interface MceProcess {
   pid: number
   comm: string
+  opener: boolean // this process opened one of the daemon's handles on the file
   fds: number[]
   mappings: MceMapping[]
   signal: SignalName | null
@@ -54,12 +62,15 @@ export interface MceReport extends McePlace {
   state: DpageState
   result: string // the kernel-style log line
   file: MceFile | null
+  handles: MceHandle[]
   processes: MceProcess[]
   deliver: boolean
 }
 
 export interface MceEnvironment {
   findHolders (ino: number): FileHolder[]
+  // The process (thread group) a thread belongs to, and its command name; null if the thread is gone.
+  processOf (tid: number): { pid: number, comm: string } | null
   kill (pid: number, signal: SignalName): void
   log (line: string): void
   self: number // the daemon's pid: never signalled
@@ -88,7 +99,7 @@ export function memoryFailure (
   sb: Superblock, place: McePlace, flags: number, deliver: boolean, env: MceEnvironment
 ): MceReport {
   const pool = sb.pool
-  const base = { ...place, time: Date.now(), flags, deliver, file: null, processes: [] }
+  const base = { ...place, time: Date.now(), flags, deliver, file: null, handles: [], processes: [] }
   const hex = '0x' + place.pfn.toString(16)
   if (pool.isPoisoned(place.dpage)) {
     return logged(env, { ...base, state: 'already-poisoned', result: `Memory failure: ${hex}: already hardware poisoned` })
@@ -106,11 +117,19 @@ export function memoryFailure (
   const pgoff = pool.indexOf(place.dpage) * pool.framesPerDpage + (place.pfn - place.dpagePfn)
   report.file = { path: sb.pathOf(inode), ino, pgoff, offset: pgoff * PAGE_SIZE }
   const dpagePgoff = pgoff - (place.pfn - place.dpagePfn)
+  report.handles = sb.handlesOf(inode).map(h => handleOpener(h.fh, h.pid, env))
+  const openers = new Set(report.handles.map(h => h.opener))
   report.processes = env.findHolders(ino)
-    .map(h => decide(h, pgoff, dpagePgoff, pool.framesPerDpage, flags))
+    .map(h => decide(h, pgoff, dpagePgoff, pool.framesPerDpage, flags, openers.has(h.pid)))
     .filter((p): p is MceProcess => p !== null)
   if (deliver) deliverSignals(report, env)
   return report
+}
+
+function handleOpener (fh: number, tid: number, env: MceEnvironment): MceHandle {
+  if (tid === 0) return { fh, opener: 0, comm: '?' }
+  const proc = env.processOf(tid)
+  return proc ? { fh, opener: proc.pid, comm: proc.comm } : { fh, opener: tid, comm: '(exited)' }
 }
 
 function logged (env: MceEnvironment, report: MceReport): MceReport {
@@ -122,7 +141,7 @@ function logged (env: MceEnvironment, report: MceReport): MceReport {
  *  dpage (the whole dpage is lost); its address is the poisoned frame's, or the dpage's first mapped page
  *  when the frame itself lies outside the mapping. */
 function decide (
-  holder: FileHolder, pgoff: number, dpagePgoff: number, frames: number, flags: number
+  holder: FileHolder, pgoff: number, dpagePgoff: number, frames: number, flags: number, opener: boolean
 ): MceProcess | null {
   const mappings: MceMapping[] = []
   for (const m of holder.mappings) {
@@ -138,6 +157,7 @@ function decide (
   const proc: MceProcess = {
     pid: holder.pid,
     comm: holder.comm,
+    opener,
     fds: holder.fds,
     mappings,
     signal: null,

@@ -116,6 +116,15 @@ function fdinfoField (info: string, field: string): number {
   return m ? Number(m[1]) : -1
 }
 
+/** The thread group of thread `tid` (fuse_get_context gives thread ids), with its command name. */
+export function processOfThread (tid: number): { pid: number, comm: string } | null {
+  const status = readOrNull(`/proc/${tid}/status`)
+  const m = status === null ? null : /^Tgid:\s*(\d+)/m.exec(status)
+  if (!m) return null
+  const pid = Number(m[1])
+  return { pid, comm: readComm(pid) }
+}
+
 function readComm (pid: number): string {
   return (readOrNull(`/proc/${pid}/comm`) ?? '?').trim()
 }

@@ -24,6 +24,9 @@ export function renderReport (r: MceReport): string {
   if (r.file) {
     lines.push(`file ${r.file.path ?? '(deleted)'} ino ${r.file.ino} pgoff ${hex(r.file.pgoff)} offset ${r.file.offset}`)
   }
+  for (const h of r.handles) {
+    lines.push(`handle ${h.fh} opener ${h.opener} (${h.comm}) (tracked via open handles)`)
+  }
   if (r.state === 'used') {
     if (r.processes.length === 0) lines.push('processes none')
     for (const p of r.processes) lines.push(renderProcess(p))
@@ -34,6 +37,7 @@ export function renderReport (r: MceReport): string {
 
 function renderProcess (p: MceProcess): string {
   const parts = [`process ${p.pid} (${p.comm})`]
+  if (p.opener) parts.push('opener')
   if (p.fds.length > 0) parts.push(`fd ${p.fds.join(',')}`)
   for (const m of p.mappings) parts.push(`map ${hex(m.start)}-${hex(m.end)} vaddr ${hex(m.vaddr)}`)
   if (p.signal === 'SIGBUS') parts.push(`signal SIGBUS ${p.siCode} si_addr_lsb ${p.addrLsb}`)
@@ -60,9 +64,11 @@ export function reportJson (r: MceReport): object {
     file: r.file && { path: r.file.path, ino: r.file.ino, pgoff: hex(r.file.pgoff), offset: r.file.offset },
     ino: r.file ? r.file.ino : null,
     pgoff: r.file ? hex(r.file.pgoff) : null,
+    handles: r.handles.map(h => ({ fh: h.fh, opener: h.opener, comm: h.comm, source: 'tracked via open handles' })),
     processes: r.processes.map(p => ({
       pid: p.pid,
       comm: p.comm,
+      opener: p.opener,
       fds: p.fds,
       mappings: p.mappings.map(m => ({ start: hex(m.start), end: hex(m.end), pgoff: hex(m.pgoff), vaddr: hex(m.vaddr) })),
       vaddr: p.vaddr === null ? null : hex(p.vaddr),

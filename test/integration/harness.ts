@@ -64,7 +64,9 @@ export class DmemfsMount {
   /** Mounts dmemfs with `-o options` on `mnt` (a new temporary directory by default). */
   static async start (options = '', mnt = tempDir(), spawnOpts: { detached?: boolean } = {}): Promise<DmemfsMount> {
     const args = ['mount', mnt, ...(options ? ['-o', options] : [])]
-    const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOpts })
+    // No LD_LIBRARY_PATH from the caller: the binding must find libfuse by itself.
+    const env = { ...process.env, LD_LIBRARY_PATH: undefined }
+    const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env, ...spawnOpts })
     const m = new DmemfsMount(mnt, proc)
     live.add(m)
     mountpoints.add(mnt)

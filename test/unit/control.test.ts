@@ -61,7 +61,7 @@ describe('control directory', () => {
 
   it('has stat, pfns, mce and unpoison, read-only or root-only', () => {
     expect([...dir.files.keys()]).to.deep.equal(['stat', 'pfns', 'mce', 'unpoison'])
-    expect([...dir.files.values()].map(f => f.mode)).to.deep.equal([0o444, 0o444, 0o600, 0o600])
+    expect([...dir.files.values()].map(f => f.mode)).to.deep.equal([0o444, 0o600, 0o600, 0o600])
     expect(file(dir, 'stat').write).to.equal(undefined)
     expect(file(dir, 'pfns').write).to.equal(undefined)
     expect(file(dir, 'mce').write).to.be.a('function')

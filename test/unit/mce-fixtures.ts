@@ -92,6 +92,9 @@ export function fakeEnv (opts: FakeEnvOptions = {}): FakeEnv {
       if (h === undefined) return []
       return typeof h === 'function' ? h(ino) : h
     },
+    processOf (tid: number) {
+      return { pid: tid, comm: 'opener' }
+    },
     kill (pid: number, signal: SignalName): void {
       env.kills.push({ pid, signal })
       const err = opts.killError?.(pid)

@@ -621,3 +621,21 @@ describe('memory failure', () => {
     }
   })
 })
+
+describe('memory failure: openers tracked via open handles', () => {
+  it('names each open handle on the file with the process that opened it', () => {
+    const sb = makeSb({ size: 4 * MiB, shift: 12, nodes: 1 })
+    const f = createFile(sb, '/f', 8192)
+    const fh = sb.open(f, O_RDWR, 555) as number
+    sb.open(lookup(sb, '/f'), O_RDWR, 0) // opened with no known caller
+    const holders: FileHolder[] = [
+      { pid: 555, comm: 'holder', fds: [3], mappings: [] },
+      { pid: 777, comm: 'inheritor', fds: [4], mappings: [] }
+    ]
+    const env = fakeEnv({ holders })
+    const place = locatePfn(sb.pool, pfnOfIndex(sb, f, 1))!
+    const r = memoryFailure(sb, place, MF_MUST_KILL, false, env)
+    expect(r.handles).to.deep.equal([{ fh, opener: 555, comm: 'opener' }, { fh: fh + 1, opener: 0, comm: '?' }])
+    expect(r.processes.map(p => [p.pid, p.opener])).to.deep.equal([[555, true], [777, false]])
+  })
+})

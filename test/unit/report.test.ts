@@ -24,6 +24,7 @@ function report (over: Partial<MceReport> = {}): MceReport {
     state: 'used',
     result: 'MCE 0x140264: handled by dmem',
     file: { path: '/dir/a', ino: 4, pgoff: 0x264, offset: 0x264 * 4096 },
+    handles: [],
     processes: [],
     deliver: false,
     ...over
@@ -33,6 +34,7 @@ function report (over: Partial<MceReport> = {}): MceReport {
 const mapper: MceProcess = {
   pid: 100,
   comm: 'mapper',
+  opener: false,
   fds: [],
   mappings: [{ start: VA, end: VA + 0x600000, pgoff: 0, perms: 'rw-s', vaddr: VA + 0x264000 }],
   signal: 'SIGBUS',
@@ -46,6 +48,7 @@ const mapper: MceProcess = {
 const reader: MceProcess = {
   pid: 200,
   comm: 'reader',
+  opener: false,
   fds: [3, 7],
   mappings: [],
   signal: 'SIGKILL',
@@ -226,10 +229,12 @@ describe('mce report', () => {
         file: { path: '/dir/a', ino: 4, pgoff: '0x264', offset: 0x264 * 4096 },
         ino: 4,
         pgoff: '0x264',
+        handles: [],
         processes: [
           {
             pid: 100,
             comm: 'mapper',
+            opener: false,
             fds: [],
             mappings: [{ start: '0x7f0000000000', end: '0x7f0000600000', pgoff: '0x0', vaddr: '0x7f0000264000' }],
             vaddr: '0x7f0000264000',
@@ -242,6 +247,7 @@ describe('mce report', () => {
           {
             pid: 200,
             comm: 'reader',
+            opener: false,
             fds: [3, 7],
             mappings: [],
             vaddr: null,
@@ -278,6 +284,21 @@ describe('mce report', () => {
       expect(j.processes[0]).to.not.have.property('send_error')
       expect(j.processes[1].send_error).to.equal('EPERM')
       expect(j.note).to.equal(KILL_NOTE)
+    })
+  })
+
+  describe('openers tracked via open handles', () => {
+    it('lists each handle with its opener and marks the process that opened it', () => {
+      const r = report({
+        handles: [{ fh: 7, opener: 200, comm: 'reader' }],
+        processes: [{ ...reader, opener: true }]
+      })
+      const text = renderReport(r)
+      expect(text).to.include('handle 7 opener 200 (reader) (tracked via open handles)\n')
+      expect(text).to.match(/^process 200 \(reader\) opener fd 3,7 /m)
+      const json = reportJson(r) as { handles: unknown[], processes: Array<{ opener: boolean }> }
+      expect(json.handles).to.deep.equal([{ fh: 7, opener: 200, comm: 'reader', source: 'tracked via open handles' }])
+      expect(json.processes[0].opener).to.equal(true)
     })
   })
 })

@@ -2,6 +2,7 @@
 // inode limit, with the errno each mistake gets on Linux tmpfs.
 
 import { expect } from 'chai'
+import { UTIME_NOW, UTIME_OMIT } from '../../src/fs/clock'
 import {
   EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ENAMETOOLONG, ENODATA, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, EOPNOTSUPP,
   EPERM, isErrno
@@ -578,11 +579,11 @@ describe('Superblock', () => {
 
     it('chmod moves ctime but not mtime', () => {
       const f = touch(sb, '/f')
-      f.mtime = 1000
-      f.ctime = 1000
+      f.mtime = 1000n
+      f.ctime = 1000n
       sb.chmod(f, 0o600)
-      expect(f.mtime).to.equal(1000)
-      expect(f.ctime).to.be.greaterThan(1000)
+      expect(f.mtime).to.equal(1000n)
+      expect(f.ctime > 1000n).to.equal(true)
     })
 
     it('chown with 0xffffffff leaves that id unchanged', () => {
@@ -593,10 +594,10 @@ describe('Superblock', () => {
       expect([f.uid, f.gid]).to.deep.equal([10, 30])
       expect(sb.chown(f, 40, 0xffffffff)).to.equal(0)
       expect([f.uid, f.gid]).to.deep.equal([40, 30])
-      f.ctime = 1000
+      f.ctime = 1000n
       expect(sb.chown(f, 0xffffffff, 0xffffffff)).to.equal(0)
       expect([f.uid, f.gid]).to.deep.equal([40, 30])
-      expect(f.ctime).to.be.greaterThan(1000)
+      expect(f.ctime > 1000n).to.equal(true)
     })
 
     it('chown clears setuid on a regular file, and setgid only with group execute', () => {
@@ -622,14 +623,26 @@ describe('Superblock', () => {
       expect(d.mode & S_ISUID).to.equal(S_ISUID)
     })
 
-    it('utimens sets atime and mtime and moves ctime to now', () => {
+    it('utimens sets atime and mtime to the nanosecond and moves ctime to now', () => {
       const f = touch(sb, '/f')
-      const before = Date.now()
-      expect(sb.utimens(f, 123456, 654321)).to.equal(0)
+      const before = BigInt(Date.now() - 1) * 1000000n
+      expect(sb.utimens(f, 981173106123456789n, 654321n)).to.equal(0)
       const st = sb.getattr(f)
-      expect(st.atime).to.equal(123456)
-      expect(st.mtime).to.equal(654321)
-      expect(st.ctime).to.be.at.least(before)
+      expect(st.atime).to.equal(981173106123456789n)
+      expect(st.mtime).to.equal(654321n)
+      expect(st.ctime >= before).to.equal(true)
+    })
+
+    it('utimens honours UTIME_OMIT and UTIME_NOW for each time on its own', () => {
+      const f = touch(sb, '/f')
+      sb.utimens(f, 1000n, 2000n)
+      expect(sb.utimens(f, UTIME_OMIT, 3000n)).to.equal(0)
+      expect(f.atime).to.equal(1000n)
+      expect(f.mtime).to.equal(3000n)
+      const before = BigInt(Date.now() - 1) * 1000000n
+      sb.utimens(f, UTIME_NOW, UTIME_OMIT)
+      expect(f.atime >= before).to.equal(true)
+      expect(f.mtime).to.equal(3000n)
     })
 
     it('getattr reports the inode number, blksize of the dpage size and a directory size of a page', () => {
@@ -654,11 +667,11 @@ describe('Superblock', () => {
         () => sb.mkdir('/d/e', 0o755),
         () => sb.rmdir('/d/e')
       ]) {
-        d.mtime = 1
-        d.ctime = 1
+        d.mtime = 1n
+        d.ctime = 1n
         op()
-        expect(d.mtime).to.be.greaterThan(1)
-        expect(d.ctime).to.be.greaterThan(1)
+        expect(d.mtime > 1n).to.equal(true)
+        expect(d.ctime > 1n).to.equal(true)
       }
     })
   })
