@@ -33,6 +33,9 @@ export class ControlDir {
     this.add({ name: 'stat', mode: 0o444, render: () => renderStat(sb.pool) })
     // Physical addresses are for root or the mount's owner, as /proc/PID/pagemap hides PFNs from others.
     this.add({ name: 'pfns', mode: 0o600, render: () => renderPfns(sb) })
+    this.add({
+      name: 'map', mode: 0o644, render: () => renderMap(sb.pool, DEFAULT_MAP_CELLS), write: text => this.writeMap(text)
+    })
     this.add({ name: 'mce', mode: 0o600, render: () => this.lastMce, write: text => this.writeMce(text) })
     this.add({
       name: 'unpoison', mode: 0o600, render: () => this.lastUnpoison, write: text => this.writeUnpoison(text)
@@ -49,6 +52,15 @@ export class ControlDir {
     if (file === 'mce') this.lastMce = reply
     else this.lastUnpoison = reply
     return { errno: EINVAL, reply }
+  }
+
+  writeMap (text: string): WriteResult {
+    const m = /^cells=([1-9][0-9]{0,3})\n?$/.exec(text)
+    const cells = m ? Number(m[1]) : 0
+    if (cells < 1 || cells > MAX_MAP_CELLS) {
+      return { errno: EINVAL, reply: `error: write cells=N, N from 1 to ${MAX_MAP_CELLS}\n` }
+    }
+    return { errno: 0, reply: renderMap(this.sb.pool, cells) }
   }
 
   writeMce (text: string): WriteResult {
@@ -106,6 +118,27 @@ export function renderStat (pool: DmemPool): string {
       `node${node.id}.free_dpages: ${node.free}`,
       `node${node.id}.poisoned_dpages: ${node.poisoned}`
     )
+  }
+  return lines.join('\n') + '\n'
+}
+
+export const DEFAULT_MAP_CELLS = 64
+export const MAX_MAP_CELLS = 4096
+
+/** The pool as a map: per region, its place and `cells` runs of dpages, each given as `used/poisoned`
+ *  (dpages a file owns / poisoned dpages). Every cell holds `per_cell` dpages but the last, which holds the
+ *  rest. */
+export function renderMap (pool: DmemPool, cells: number): string {
+  const lines = ['# region R node N phys P dpages D dpage_size S per_cell C cells used/poisoned ...']
+  for (const r of pool.regions) {
+    const perCell = Math.ceil(r.dpages / Math.min(cells, r.dpages))
+    const counts: string[] = []
+    for (let start = 0; start < r.dpages; start += perCell) {
+      const c = pool.countRange(r.base + start, r.base + Math.min(r.dpages, start + perCell))
+      counts.push(`${c.used}/${c.poisoned}`)
+    }
+    lines.push(`region ${r.id} node ${r.node} phys 0x${r.phys.toString(16)} dpages ${r.dpages} ` +
+      `dpage_size ${pool.dpageSize} per_cell ${perCell} cells ${counts.join(' ')}`)
   }
   return lines.join('\n') + '\n'
 }

@@ -128,6 +128,17 @@ export class DmemPool {
     return testBit(region.bitmap, dpage - region.base)
   }
 
+  /** How many of the pool dpages [start, end) a file owns, and how many are poisoned. */
+  countRange (start: number, end: number): { used: number, poisoned: number } {
+    let used = 0
+    let poisoned = 0
+    for (let d = start; d < end; d++) {
+      if (this.owner[d] !== NO_OWNER) used++
+      if (this.flags[d] & DPAGE_POISONED) poisoned++
+    }
+    return { used, poisoned }
+  }
+
   // --- reverse map -------------------------------------------------------------------------------------
 
   setOwner (dpage: number, owner: number, index: number): void {

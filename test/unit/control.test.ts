@@ -59,11 +59,12 @@ describe('control directory', () => {
     dir = new ControlDir(sb, env)
   })
 
-  it('has stat, pfns, mce and unpoison, read-only or root-only', () => {
-    expect([...dir.files.keys()]).to.deep.equal(['stat', 'pfns', 'mce', 'unpoison'])
-    expect([...dir.files.values()].map(f => f.mode)).to.deep.equal([0o444, 0o600, 0o600, 0o600])
+  it('has stat, pfns, map, mce and unpoison, read-only or root-only', () => {
+    expect([...dir.files.keys()]).to.deep.equal(['stat', 'pfns', 'map', 'mce', 'unpoison'])
+    expect([...dir.files.values()].map(f => f.mode)).to.deep.equal([0o444, 0o600, 0o644, 0o600, 0o600])
     expect(file(dir, 'stat').write).to.equal(undefined)
     expect(file(dir, 'pfns').write).to.equal(undefined)
+    expect(file(dir, 'map').write).to.be.a('function')
     expect(file(dir, 'mce').write).to.be.a('function')
     expect(file(dir, 'unpoison').write).to.be.a('function')
     expect(render(dir, 'mce')).to.equal('no memory failure yet\n')
@@ -367,6 +368,28 @@ describe('control directory', () => {
       expect(render(dir, 'pfns')).to.equal(`${HEADER}\n2 0 0x100000 512 (deleted)\n3 0 0x140000 512 /kept\n`)
       expect(sb.release(fh)).to.equal(0)
       expect(render(dir, 'pfns')).to.equal(`${HEADER}\n3 0 0x140000 512 /kept\n`)
+    })
+  })
+
+  describe('map', () => {
+    it('gives each region with per-cell used/poisoned counts, and cells=N chooses the resolution', () => {
+      const f = createFile(sb, '/f', 3 * 4096)
+      const owned = f.dpages!.get(0)!
+      sb.pool.poison(owned)
+      const text = file(dir, 'map').render()
+      const lines = text.trim().split('\n')
+      expect(lines[0]).to.match(/^# region/)
+      const m = /^region 0 node 0 phys 0x([0-9a-f]+) dpages (\d+) dpage_size 4096 per_cell (\d+) cells (.*)$/.exec(lines[1])!
+      expect(m, lines[1]).to.not.equal(null)
+      const cells = m[4].split(' ').map(c => c.split('/').map(Number))
+      expect(cells.reduce((n, c) => n + c[0], 0)).to.equal(f.dpages!.size)
+      expect(cells.reduce((n, c) => n + c[1], 0)).to.equal(1)
+      expect(cells.length).to.equal(Math.ceil(Number(m[2]) / Number(m[3])))
+      const r = file(dir, 'map').write!('cells=4\n')
+      expect(r.errno).to.equal(0)
+      expect(r.reply.split('\n')[1]).to.match(/ cells \S+ \S+ \S+ \S+$/)
+      expect(file(dir, 'map').write!('cells=0').errno).to.equal(-22)
+      expect(file(dir, 'map').write!('lots').errno).to.equal(-22)
     })
   })
 })
