@@ -379,7 +379,7 @@ describe('control directory', () => {
       const text = file(dir, 'map').render()
       const lines = text.trim().split('\n')
       expect(lines[0]).to.match(/^# region/)
-      const m = /^region 0 node 0 phys 0x([0-9a-f]+) dpages (\d+) dpage_size 4096 per_cell (\d+) cells (.*)$/.exec(lines[1])!
+      const m = /^region 0 node 0 phys 0x([0-9a-f]+) dpages (\d+) dpage_size \d+ per_cell (\d+) cells (.*)$/.exec(lines[1])!
       expect(m, lines[1]).to.not.equal(null)
       const cells = m[4].split(' ').map(c => c.split('/').map(Number))
       expect(cells.reduce((n, c) => n + c[0], 0)).to.equal(f.dpages!.size)
