@@ -9,6 +9,7 @@ import { parseMceRequest, parsePfn } from '../mce/input'
 import { locatePfn, memoryFailure, MceEnvironment, NOT_DMEM_PFN } from '../mce/memory-failure'
 import { renderReport, reportJson } from '../mce/report'
 import { DmemPool } from '../pool/pool'
+import { Tracer } from '../pool/trace'
 
 export const CONTROL_DIR = '.dmem'
 
@@ -22,6 +23,8 @@ export interface ControlFile {
   mode: number // permission bits
   render (): string
   write? (text: string): WriteResult
+  truncate? (): void // what opening with O_TRUNC does
+  stream?: Tracer // reads block and stream new events from this ring (trace_pipe)
 }
 
 export class ControlDir {
@@ -40,6 +43,28 @@ export class ControlDir {
     this.add({
       name: 'unpoison', mode: 0o600, render: () => this.lastUnpoison, write: text => this.writeUnpoison(text)
     })
+    const tracer = sb.pool.tracer
+    this.add({
+      name: 'tracing_on', mode: 0o600, render: () => (tracer.on ? '1\n' : '0\n'), write: text => this.writeTracingOn(text)
+    })
+    this.add({
+      name: 'trace',
+      mode: 0o600,
+      render: () => renderTrace(tracer),
+      write: () => {
+        tracer.clear()
+        return { errno: 0, reply: '' }
+      },
+      truncate: () => tracer.clear()
+    })
+    this.add({ name: 'trace_pipe', mode: 0o400, render: () => '', stream: tracer })
+  }
+
+  writeTracingOn (text: string): WriteResult {
+    const m = /^([01])\n?$/.exec(text)
+    if (!m) return { errno: EINVAL, reply: 'error: write 0 or 1\n' }
+    this.sb.pool.tracer.on = m[1] === '1'
+    return { errno: 0, reply: m[1] + '\n' }
   }
 
   private add (file: ControlFile): void {
@@ -120,6 +145,13 @@ export function renderStat (pool: DmemPool): string {
     )
   }
   return lines.join('\n') + '\n'
+}
+
+/** The buffered events, oldest first, under a header like ftrace's. */
+export function renderTrace (tracer: Tracer): string {
+  const { lines } = tracer.read(tracer.oldest())
+  const header = `# tracer: dmem\n# entries-in-buffer: ${lines.length}\n# TIMESTAMP: [ino N] EVENT: DETAILS\n`
+  return header + lines.map(l => l + '\n').join('')
 }
 
 export const DEFAULT_MAP_CELLS = 64

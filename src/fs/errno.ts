@@ -2,6 +2,7 @@
 // every user mistake instead of throwing.
 export const EPERM = -1
 export const ENOENT = -2
+export const EINTR = -4
 export const EIO = -5
 export const EBADF = -9
 export const EACCES = -13
@@ -29,6 +30,7 @@ export function isErrno (value: unknown): value is Errno {
 const NAMES: Record<number, string> = {
   [EPERM]: 'EPERM',
   [ENOENT]: 'ENOENT',
+  [EINTR]: 'EINTR',
   [EIO]: 'EIO',
   [EBADF]: 'EBADF',
   [EACCES]: 'EACCES',

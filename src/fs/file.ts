@@ -83,7 +83,7 @@ function allocForWrite (
   const lastIndex = Math.floor((end - 1) / ds)
   let want = 1
   while (want < maxAllocTry && index + want <= lastIndex && !table.has(index + want)) want++
-  const run = pool.alloc(inode.node, want)
+  const run = pool.alloc(inode.node, want, inode.ino)
   if (!run) return -1
   for (let i = 0; i < run.count; i++) {
     const dpage = run.first + i
@@ -92,6 +92,7 @@ function allocForWrite (
     pool.prepare(dpage, Math.max(pos, pageStart) - pageStart, Math.min(end, pageStart + ds) - pageStart)
     pool.setOwner(dpage, inode.ino, fileIndex)
     table.set(fileIndex, dpage)
+    if (pool.tracer.on) traceEntry(pool, inode, 'dmemfs_radix_tree_insert', fileIndex, dpage)
   }
   return run.first
 }
@@ -112,6 +113,7 @@ function shrink (pool: DmemPool, inode: Inode, size: number): void {
   for (const [index, dpage] of table) {
     if (index < keep) continue
     table.delete(index)
+    if (pool.tracer.on) traceEntry(pool, inode, 'dmemfs_radix_tree_delete', index, dpage)
     pool.release(dpage)
   }
   const tail = size % ds
@@ -126,6 +128,15 @@ function shrink (pool: DmemPool, inode: Inode, size: number): void {
 export function fileEvict (pool: DmemPool, inode: Inode): void {
   const table = inode.dpages
   if (!table) return
-  for (const dpage of table.values()) pool.release(dpage)
+  for (const [index, dpage] of table) {
+    if (pool.tracer.on) traceEntry(pool, inode, 'dmemfs_radix_tree_delete', index, dpage)
+    pool.release(dpage)
+  }
   table.clear()
+}
+
+/** The seed's dmemfs_radix_tree_insert/delete events: the file index and the entry, which in dmemfs
+ *  encodes the dpage's physical address. */
+function traceEntry (pool: DmemPool, inode: Inode, event: string, index: number, dpage: number): void {
+  pool.tracer.emit(inode.ino, event, `index ${index} entry 0x${pool.physOf(dpage).toString(16)}`)
 }

@@ -3,7 +3,8 @@
 
 import Fuse = require('fuse-native')
 import { ControlDir, ControlFile, CONTROL_DIR } from '../control/control'
-import { EACCES, EINVAL, EIO, ENODATA, ENOENT, EPERM, Errno, isErrno } from '../fs/errno'
+import { EACCES, EINTR, EINVAL, EIO, ENODATA, ENOENT, EPERM, Errno, isErrno } from '../fs/errno'
+import { signalPending } from '../mce/procfs'
 import { Cred, Inode, ROOT_CRED, S_IFDIR, S_IFREG, Stat } from '../fs/inode'
 import { Superblock } from '../fs/super'
 
@@ -20,11 +21,16 @@ const FUSE_HIDDEN = /(^|\/)\.fuse_hidden[0-9a-f]+$/
 // fuse-native's open/create callbacks take a third value once patches/ are applied: FOPEN flags.
 // Control files are direct_io, so every read and write reaches the daemon, as with procfs or debugfs.
 const FOPEN_DIRECT_IO = 1
+const SIGNAL_POLL_MS = 200
 
 interface ControlHandle {
   file: ControlFile
   text: Buffer // what this descriptor reads: the file at open, or the reply to its last write
   cursor: number
+  seq: number // stream files: the next event this descriptor reads
+  waiting: (() => void) | null // stream files: a read parked until the next event
+  watch: NodeJS.Timeout | null // stream files: checks whether the parked reader was signalled
+  closed: boolean
 }
 
 export class FuseAdapter {
@@ -61,7 +67,10 @@ export class FuseAdapter {
       open: (path, flags, cb) => this.open(path, flags, cb),
       create: (path, mode, cb) => this.create(path, mode, cb),
       release: (path, fd, cb) => cb(this.release(fd)),
-      read: (path, fd, buf, len, pos, cb) => cb(this.read(fd, buf, len, pos)),
+      read: (path, fd, buf, len, pos, cb) => {
+        if (fd >= CONTROL_FH_BASE) return this.controlRead(fd, buf, len, pos, cb)
+        cb(this.sb.read(fd, buf, len, pos))
+      },
       write: (path, fd, buf, len, pos, cb) => cb(this.write(fd, buf, len, pos)),
       truncate: (path, size, cb) => cb(this.truncate(path, size)),
       ftruncate: (path, fd, size, cb) => cb(this.ftruncate(path, fd, size)),
@@ -186,15 +195,18 @@ export class FuseAdapter {
 
   private release (fh: number): number {
     if (fh >= CONTROL_FH_BASE) {
+      const handle = this.controlHandles.get(fh)
       this.controlHandles.delete(fh)
+      if (!handle) return 0
+      handle.closed = true
+      // A reader killed while it waited (Ctrl-C on `cat trace_pipe`) leaves its request parked: answer it.
+      if (handle.waiting) {
+        handle.file.stream!.cancelWait(handle.waiting)
+        handle.waiting()
+      }
       return 0
     }
     return this.sb.release(fh)
-  }
-
-  private read (fh: number, buf: Buffer, len: number, pos: number): number {
-    if (fh >= CONTROL_FH_BASE) return this.controlRead(fh, buf, len, pos)
-    return this.sb.read(fh, buf, len, pos)
   }
 
   private write (fh: number, buf: Buffer, len: number, pos: number): number {
@@ -203,8 +215,12 @@ export class FuseAdapter {
   }
 
   private truncate (path: string, size: number): number {
-    // `echo PFN > .dmem/mce` opens with O_TRUNC; there is nothing to cut in a control file.
-    if (this.controlFile(path)) return 0
+    // `echo PFN > .dmem/mce` opens with O_TRUNC: only a file that says what that means (trace) acts on it.
+    const file = this.controlFile(path)
+    if (file) {
+      file.truncate?.()
+      return 0
+    }
     return this.withInode(path, inode => this.sb.truncate(inode, size))
   }
 
@@ -241,15 +257,58 @@ export class FuseAdapter {
     const text = this.controlSnapshots.get(file.name) ?? Buffer.from(file.render())
     this.controlSnapshots.delete(file.name)
     const fh = this.nextControlFh++
-    this.controlHandles.set(fh, { file, text, cursor: 0 })
+    this.controlHandles.set(fh, { file, text, cursor: 0, seq: file.stream ? file.stream.head() : 0, waiting: null, watch: null, closed: false })
     cb(0, fh, FOPEN_DIRECT_IO)
   }
 
   /** Control files read as a stream from the descriptor's own cursor, so the reply to a write is read from
    *  its start whatever the file position; a read at offset 0 starts over. */
-  private controlRead (fh: number, buf: Buffer, len: number, pos: number): number {
+  private controlRead (fh: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void): void {
     const handle = this.controlHandles.get(fh)
-    if (!handle) return EIO
+    if (!handle) return cb(EIO)
+    if (handle.file.stream) return this.streamRead(handle, buf, len, cb)
+    cb(this.controlCopy(handle, buf, len, pos))
+  }
+
+  /** trace_pipe: returns the events since this descriptor's last read, waiting for one if there are none.
+   *  Text that does not fit the read stays for the next. */
+  private streamRead (handle: ControlHandle, buf: Buffer, len: number, cb: (n: number) => void): void {
+    const stream = handle.file.stream!
+    if (handle.closed) return cb(0)
+    if (handle.cursor >= handle.text.length) {
+      const { lines, next } = stream.read(handle.seq, 1024)
+      handle.seq = next
+      handle.text = Buffer.from(lines.map(l => l + '\n').join(''))
+      handle.cursor = 0
+    }
+    if (handle.text.length > 0) {
+      const n = handle.text.copy(buf, 0, handle.cursor, Math.min(handle.text.length, handle.cursor + len))
+      handle.cursor += n
+      return cb(n)
+    }
+    const waiting = () => {
+      handle.waiting = null
+      if (handle.watch) clearInterval(handle.watch)
+      handle.watch = null
+      this.streamRead(handle, buf, len, cb)
+    }
+    handle.waiting = waiting
+    stream.waitForEvent(waiting)
+    // The kernel cannot cancel a request the daemon holds (fuse-native passes no INTERRUPT on), so a
+    // reader hit by Ctrl-C would hang: answer EINTR once it has a signal pending.
+    const tid = this.callerPid()
+    if (tid === 0) return
+    handle.watch = setInterval(() => {
+      if (!signalPending(tid)) return
+      stream.cancelWait(waiting)
+      clearInterval(handle.watch!)
+      handle.watch = null
+      handle.waiting = null
+      cb(EINTR)
+    }, SIGNAL_POLL_MS)
+  }
+
+  private controlCopy (handle: ControlHandle, buf: Buffer, len: number, pos: number): number {
     if (pos === 0) handle.cursor = 0
     const n = handle.text.copy(buf, 0, handle.cursor, Math.min(handle.text.length, handle.cursor + len))
     handle.cursor += n

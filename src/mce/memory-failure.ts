@@ -102,10 +102,12 @@ export function memoryFailure (
   const base = { ...place, time: Date.now(), flags, deliver, file: null, handles: [], processes: [] }
   const hex = '0x' + place.pfn.toString(16)
   if (pool.isPoisoned(place.dpage)) {
+    traceFailure(pool, place, pool.ownerOf(place.dpage) !== NO_OWNER)
     return logged(env, { ...base, state: 'already-poisoned', result: `Memory failure: ${hex}: already hardware poisoned` })
   }
   const used = pool.isUsed(place.dpage)
   pool.poison(place.dpage)
+  traceFailure(pool, place, used)
   if (!used) {
     return logged(env, { ...base, state: 'free', result: `MCE: free dpage, mark ${hex} disabled in dmem` })
   }
@@ -130,6 +132,11 @@ function handleOpener (fh: number, tid: number, env: MceEnvironment): MceHandle 
   if (tid === 0) return { fh, opener: 0, comm: '?' }
   const proc = env.processOf(tid)
   return proc ? { fh, opener: proc.pid, comm: proc.comm } : { fh, opener: tid, comm: '(exited)' }
+}
+
+function traceFailure (pool: DmemPool, place: McePlace, used: boolean): void {
+  if (!pool.tracer.on) return
+  pool.tracer.emit(pool.ownerOf(place.dpage), 'dmem_memory_failure', `pfn=0x${place.pfn.toString(16)} used=${used ? 1 : 0}`)
 }
 
 function logged (env: MceEnvironment, report: MceReport): MceReport {

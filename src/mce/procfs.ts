@@ -125,6 +125,14 @@ export function processOfThread (tid: number): { pid: number, comm: string } | n
   return { pid, comm: readComm(pid) }
 }
 
+/** Whether thread `tid` has a signal pending (its own or its process's), or is gone. A reader blocked in
+ *  a FUSE request the daemon has not answered cannot die until it is answered, even of SIGKILL. */
+export function signalPending (tid: number): boolean {
+  const status = readOrNull(`/proc/${tid}/status`)
+  if (status === null) return true
+  return /^(SigPnd|ShdPnd):\s*0*[1-9a-f]/m.test(status)
+}
+
 function readComm (pid: number): string {
   return (readOrNull(`/proc/${pid}/comm`) ?? '?').trim()
 }

@@ -5,6 +5,7 @@
 // Everything here is synchronous and knows nothing of files: an owner is an opaque (id, index) pair.
 
 import { PAGE_SIZE, PoolLayout, RegionLayout } from './layout'
+import { Tracer } from './trace'
 
 export interface Region extends RegionLayout {
   base: number // pool dpage number of the region's first dpage
@@ -46,6 +47,7 @@ export class DmemPool {
   readonly total: number
   free: number
   poisoned = 0
+  readonly tracer = new Tracer()
 
   // Reverse map: owner id (0 = none) and the owner's index for each pool dpage. With the flags byte that is
   // 9 bytes a dpage, plus a bit in the bitmap.
@@ -77,16 +79,20 @@ export class DmemPool {
   }
 
   /** Takes up to `tryMax` contiguous free dpages, trying `node` first and then the others in order.
-   *  Returns null when the pool is exhausted. */
-  alloc (node: number, tryMax: number): DpageRun | null {
+   *  Returns null when the pool is exhausted. `ino` only labels the trace. */
+  alloc (node: number, tryMax: number, ino = 0): DpageRun | null {
     const n = this.nodes.length
     for (let i = 0; i < n; i++) {
       const dnode = this.nodes[(node + i) % n]
-      if (dnode.free === 0) continue
-      for (const region of dnode.regions) {
-        if (region.free === 0) continue
-        return this.allocInRegion(dnode, region, tryMax)
+      const region = dnode.free === 0 ? undefined : dnode.regions.find(r => r.free > 0)
+      const run = region ? this.allocInRegion(dnode, region, tryMax) : null
+      if (this.tracer.on) {
+        // As the seed's trace_dmem_alloc_pages_node: once per node tried, addr 0 when it had nothing.
+        const addr = run ? this.physOf(run.first).toString(16) : '0'
+        this.tracer.emit(ino, 'dmem_alloc_pages_node',
+          `addr 0x${addr} node ${dnode.id} try_max ${tryMax} result_nr ${run ? run.count : 0}`)
       }
+      if (run) return run
     }
     return null
   }
@@ -106,6 +112,9 @@ export class DmemPool {
 
   /** Returns a dpage to the pool, unless it is poisoned: a poisoned dpage never comes back. */
   release (dpage: number): void {
+    if (this.tracer.on) {
+      this.tracer.emit(this.owner[dpage], 'dmem_free_pages', `addr 0x${this.physOf(dpage).toString(16)} dpages_nr 1`)
+    }
     this.owner[dpage] = NO_OWNER
     this.ownerIndex[dpage] = 0
     if (this.flags[dpage] & DPAGE_POISONED) return
