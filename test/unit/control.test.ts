@@ -59,9 +59,9 @@ describe('control directory', () => {
     dir = new ControlDir(sb, env)
   })
 
-  it('has stat, pfns, map, mce and unpoison, read-only or root-only', () => {
-    expect([...dir.files.keys()]).to.deep.equal(['stat', 'pfns', 'map', 'mce', 'unpoison'])
-    expect([...dir.files.values()].map(f => f.mode)).to.deep.equal([0o444, 0o600, 0o644, 0o600, 0o600])
+  it('has stat, pfns, map, mce, unpoison and the tracing files, read-only or root-only', () => {
+    expect([...dir.files.keys()]).to.deep.equal(['stat', 'pfns', 'map', 'mce', 'unpoison', 'tracing_on', 'trace', 'trace_pipe'])
+    expect([...dir.files.values()].map(f => f.mode)).to.deep.equal([0o444, 0o600, 0o644, 0o600, 0o600, 0o600, 0o600, 0o400])
     expect(file(dir, 'stat').write).to.equal(undefined)
     expect(file(dir, 'pfns').write).to.equal(undefined)
     expect(file(dir, 'map').write).to.be.a('function')
