@@ -1,6 +1,7 @@
 // Mount options, comma-separated as after `-o`, in the kernel's spelling. Parsing is pure: every problem
 // comes back as one message naming the option, for the CLI to print.
 
+import { EarlyKillMode } from './mce/memory-failure'
 import { DmemSpec, layoutPool, memparse, parseDmemSpec, PAGE_SIZE, MiB, GiB, ParseResult } from './pool/layout'
 
 export interface MountOptions {
@@ -13,7 +14,12 @@ export interface MountOptions {
   gid: number
   nrInodes: number
   allowOther: boolean
+  earlyKill: EarlyKillMode
+  trace: boolean // tracing on from mount
+  poisonFile: string | null // where poisoned PFNs are kept across mounts
 }
+
+export const DEFAULT_POISON_FILE = '/var/lib/dmemfs/poison'
 
 export const MAX_NODES = 64
 export const DEFAULT_NR_INODES = 1048576
@@ -30,7 +36,10 @@ export function defaultMountOptions (): MountOptions {
     uid: process.getuid?.() ?? 0,
     gid: process.getgid?.() ?? 0,
     nrInodes: DEFAULT_NR_INODES,
-    allowOther: false
+    allowOther: false,
+    earlyKill: 'all',
+    trace: false,
+    poisonFile: null
   }
 }
 
@@ -98,6 +107,22 @@ const SETTERS: Record<string, Setter> = {
   allow_other (opts, value) {
     if (value !== undefined) return 'takes no value'
     opts.allowOther = true
+    return null
+  },
+  early_kill (opts, value) {
+    if (value === 'all' || value === 'system') opts.earlyKill = value
+    else if (value === '0' || value === '1') opts.earlyKill = Number(value) as 0 | 1
+    else return 'expects all, system, 0 or 1'
+    return null
+  },
+  trace (opts, value) {
+    if (value !== undefined) return 'takes no value'
+    opts.trace = true
+    return null
+  },
+  poison_file (opts, value) {
+    if (value === '') return 'expects a path, or no value for the default'
+    opts.poisonFile = value ?? DEFAULT_POISON_FILE
     return null
   }
 }

@@ -6,7 +6,7 @@
 import { EBUSY, EINVAL, Errno } from '../fs/errno'
 import { Superblock } from '../fs/super'
 import { parseMceRequest, parsePfn } from '../mce/input'
-import { locatePfn, memoryFailure, MceEnvironment, NOT_DMEM_PFN } from '../mce/memory-failure'
+import { EarlyKillMode, locatePfn, memoryFailure, MceEnvironment, NOT_DMEM_PFN } from '../mce/memory-failure'
 import { renderReport, reportJson } from '../mce/report'
 import { DmemPool } from '../pool/pool'
 import { Tracer } from '../pool/trace'
@@ -27,12 +27,21 @@ export interface ControlFile {
   stream?: Tracer // reads block and stream new events from this ring (trace_pipe)
 }
 
+export interface ControlOptions {
+  earlyKill: EarlyKillMode
+  onPoisonChange: () => void // the set of poisoned dpages changed (to keep it across mounts)
+}
+
 export class ControlDir {
   readonly files = new Map<string, ControlFile>()
   private lastMce = 'no memory failure yet\n'
   private lastUnpoison = 'nothing unpoisoned yet\n'
 
-  constructor (readonly sb: Superblock, readonly env: MceEnvironment) {
+  constructor (
+    readonly sb: Superblock,
+    readonly env: MceEnvironment,
+    readonly opts: ControlOptions = { earlyKill: 'all', onPoisonChange: () => {} }
+  ) {
     this.add({ name: 'stat', mode: 0o444, render: () => renderStat(sb.pool) })
     // Physical addresses are for root or the mount's owner, as /proc/PID/pagemap hides PFNs from others.
     this.add({ name: 'pfns', mode: 0o600, render: () => renderPfns(sb) })
@@ -93,7 +102,8 @@ export class ControlDir {
     if (!req.ok) return this.refuse('mce', req.error)
     const place = locatePfn(this.sb.pool, req.value.pfn)
     if (!place) return this.refuse('mce', `${text.trim().split(/\s+/)[0]}: ${NOT_DMEM_PFN}`)
-    const report = memoryFailure(this.sb, place, req.value.flags, req.value.deliver, this.env)
+    const report = memoryFailure(this.sb, place, req.value.flags, req.value.deliver, this.env, this.opts.earlyKill)
+    if (report.state !== 'already-poisoned') this.opts.onPoisonChange()
     this.lastMce = renderReport(report)
     const reply = req.value.json ? JSON.stringify(reportJson(report), null, 2) + '\n' : this.lastMce
     return { errno: 0, reply }
@@ -113,6 +123,7 @@ export class ControlDir {
       this.lastUnpoison = `Unpoison: Page was already unpoisoned ${hex}\n`
     } else if (result === 'unpoisoned') {
       this.lastUnpoison = `Unpoison: Software-unpoisoned free page ${hex}\n`
+      this.opts.onPoisonChange()
     } else {
       const inode = this.sb.inode(owner)
       const path = inode ? this.sb.pathOf(inode) ?? '(deleted)' : '?'

@@ -8,9 +8,10 @@ import { ControlDir } from '../control/control'
 import { Superblock } from '../fs/super'
 import { MountOptions } from '../options'
 import { fmtSize, layoutPool, PoolLayout } from '../pool/layout'
+import { parsePoisonFile, renderPoisonFile } from '../pool/persist'
 import { DmemPool } from '../pool/pool'
 import { MceEnvironment } from '../mce/memory-failure'
-import { findHolders, mountIdentity, MountIdentity, processOfThread } from '../mce/procfs'
+import { findHolders, mountIdentity, MountIdentity, processOfThread, sysctlEarlyKill, threadFlags } from '../mce/procfs'
 import { FuseAdapter } from './operations'
 
 export const FSTYPE = 'fuse.dmemfs'
@@ -111,9 +112,35 @@ function procEnvironment (mnt: string, log: (line: string) => void): MceEnvironm
       return identity ? findHolders(identity, ino) : []
     },
     processOf: processOfThread,
+    threadFlags,
+    sysctlEarlyKill,
     kill: (pid, signal) => process.kill(pid, signal),
     log,
     self: process.pid
+  }
+}
+
+function readPoisonFile (file: string, layout: PoolLayout): number[] {
+  let text: string
+  try {
+    text = fs.readFileSync(file, 'utf8')
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return []
+    throw new MountError(`cannot read poison file ${file}: ${(err as Error).message}`)
+  }
+  const pfns = parsePoisonFile(text, layout)
+  if (!pfns.ok) throw new MountError(`poison file ${file} ${pfns.error}; remove it or choose another poison_file`)
+  return pfns.value
+}
+
+/** Rewritten whole on every change (it is small), through a rename so a crash never leaves half a file. */
+function writePoisonFile (file: string, pool: DmemPool, log: (line: string) => void): void {
+  try {
+    fs.mkdirSync(path.dirname(file), { recursive: true })
+    fs.writeFileSync(file + '.tmp', renderPoisonFile(pool))
+    fs.renameSync(file + '.tmp', file)
+  } catch (err) {
+    log(`dmemfs: cannot save poison to ${file}: ${(err as Error).message}`)
   }
 }
 
@@ -130,9 +157,19 @@ export async function mountDmemfs (
   const mnt = path.resolve(mountpoint)
   const layout = layoutPool(opts.dmem, opts.nodes, opts.dpageShift)
   if (!layout.ok) throw new MountError(`bad mount option 'dmem': ${layout.error}`)
+  const keptPoison = opts.poisonFile ? readPoisonFile(opts.poisonFile, layout.value) : []
   prepareMountpoint(mnt)
   const unmounter = startUnmounter(mnt)
   const pool = new DmemPool(layout.value)
+  if (opts.trace) {
+    pool.tracer.on = true
+    pool.tracer.emit(0, 'dmem_alloc_init', `dpage_shift ${pool.dpageShift}`)
+  }
+  // Before any allocation, as the seed's dmem_alloc_init() marks the errored dpages of each region.
+  for (const pfn of keptPoison) {
+    const dpage = pool.dpageOfPfn(pfn)
+    if (dpage >= 0) pool.poison(dpage)
+  }
   const sb = new Superblock(pool, {
     rootMode: opts.mode,
     rootUid: opts.uid,
@@ -141,7 +178,11 @@ export async function mountDmemfs (
     maxAllocTry: opts.maxAllocTry
   })
   let fuse: import('fuse-native') | null = null
-  const adapter = new FuseAdapter(sb, new ControlDir(sb, procEnvironment(mnt, log)), log, () => fuse && fuse.context())
+  const control = new ControlDir(sb, procEnvironment(mnt, log), {
+    earlyKill: opts.earlyKill,
+    onPoisonChange: () => { if (opts.poisonFile) writePoisonFile(opts.poisonFile, pool, log) }
+  })
+  const adapter = new FuseAdapter(sb, control, log, () => fuse && fuse.context())
   // Loaded here, not at the top: the CLI's other commands must work without the native binding.
   const Fuse = require('fuse-native') as typeof import('fuse-native')
   fuse = new Fuse(mnt, adapter.operations(), {

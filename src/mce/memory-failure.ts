@@ -7,7 +7,11 @@ import { Superblock } from '../fs/super'
 import { PAGE_SIZE } from '../pool/layout'
 import { DmemPool, NO_OWNER } from '../pool/pool'
 import { MF_ACTION_REQUIRED, MF_MUST_KILL } from './input'
-import { FileHolder, FileMapping } from './procfs'
+import { FileHolder, FileMapping, PF_MCE_EARLY, PF_MCE_PROCESS } from './procfs'
+
+/** Which holders the report treats as collected early: `all` (every holder), or the kernel's
+ *  task_early_kill() rule with the system default read from this machine (`system`) or given (0, 1). */
+export type EarlyKillMode = 'all' | 'system' | 0 | 1
 
 export type DpageState = 'used' | 'free' | 'already-poisoned'
 export type SignalName = 'SIGBUS' | 'SIGKILL'
@@ -38,6 +42,8 @@ export interface MceProcess {
   pid: number
   comm: string
   opener: boolean // this process opened one of the daemon's handles on the file
+  earlyKill: boolean // the kernel would collect it when the error is found, not when it touches the page
+  earlyKillReason: string
   fds: number[]
   mappings: MceMapping[]
   signal: SignalName | null
@@ -65,12 +71,17 @@ export interface MceReport extends McePlace {
   handles: MceHandle[]
   processes: MceProcess[]
   deliver: boolean
+  earlyKillMode: EarlyKillMode
 }
 
 export interface MceEnvironment {
   findHolders (ino: number): FileHolder[]
   // The process (thread group) a thread belongs to, and its command name; null if the thread is gone.
   processOf (tid: number): { pid: number, comm: string } | null
+  // The task flags of each thread of a process (PF_MCE_PROCESS, PF_MCE_EARLY), null if it is gone.
+  threadFlags (pid: number): number[] | null
+  // vm.memory_failure_early_kill, null when the kernel has no such sysctl.
+  sysctlEarlyKill (): number | null
   kill (pid: number, signal: SignalName): void
   log (line: string): void
   self: number // the daemon's pid: never signalled
@@ -96,10 +107,10 @@ export function locatePfn (pool: DmemPool, pfn: number): McePlace | null {
 
 /** Runs the memory-failure path for a PFN the caller has located. */
 export function memoryFailure (
-  sb: Superblock, place: McePlace, flags: number, deliver: boolean, env: MceEnvironment
+  sb: Superblock, place: McePlace, flags: number, deliver: boolean, env: MceEnvironment, earlyKill: EarlyKillMode = 'all'
 ): MceReport {
   const pool = sb.pool
-  const base = { ...place, time: Date.now(), flags, deliver, file: null, handles: [], processes: [] }
+  const base = { ...place, time: Date.now(), flags, deliver, earlyKillMode: earlyKill, file: null, handles: [], processes: [] }
   const hex = '0x' + place.pfn.toString(16)
   if (pool.isPoisoned(place.dpage)) {
     traceFailure(pool, place, pool.ownerOf(place.dpage) !== NO_OWNER)
@@ -122,7 +133,8 @@ export function memoryFailure (
   report.handles = sb.handlesOf(inode).map(h => handleOpener(h.fh, h.pid, env))
   const openers = new Set(report.handles.map(h => h.opener))
   report.processes = env.findHolders(ino)
-    .map(h => decide(h, pgoff, dpagePgoff, pool.framesPerDpage, flags, openers.has(h.pid)))
+    .map(h => decide(h, pgoff, dpagePgoff, pool.framesPerDpage, flags, openers.has(h.pid),
+      collectedEarly(h.pid, flags, earlyKill, env)))
     .filter((p): p is MceProcess => p !== null)
   if (deliver) deliverSignals(report, env)
   return report
@@ -147,8 +159,43 @@ function logged (env: MceEnvironment, report: MceReport): MceReport {
 /** What the seed's kill path gives one holder. A mapping counts when it covers any page of the poisoned
  *  dpage (the whole dpage is lost); its address is the poisoned frame's, or the dpage's first mapped page
  *  when the frame itself lies outside the mapping. */
+interface EarlyKill {
+  early: boolean
+  reason: string
+}
+
+/** The kernel's task_early_kill()/find_early_kill_thread(): a thread with its own PR_MCE_KILL policy
+ *  (PF_MCE_PROCESS) is early if it chose early (PF_MCE_EARLY); a thread without one follows the system
+ *  default; the first early thread makes the process early. MF_ACTION_REQUIRED forces it (force_early). */
+function collectedEarly (pid: number, flags: number, mode: EarlyKillMode, env: MceEnvironment): EarlyKill {
+  if (mode === 'all') return { early: true, reason: 'early_kill=all: every holder is collected' }
+  if (flags & MF_ACTION_REQUIRED) return { early: true, reason: 'action_required forces early kill' }
+  let systemDefault: number
+  let why: string
+  if (mode === 'system') {
+    const value = env.sysctlEarlyKill()
+    systemDefault = value ?? 0
+    why = value === null
+      ? 'no vm.memory_failure_early_kill (kernel without memory-failure support), taken as 0'
+      : `vm.memory_failure_early_kill=${value}`
+  } else {
+    systemDefault = mode
+    why = `system default early_kill=${mode}`
+  }
+  const threads = env.threadFlags(pid) ?? []
+  for (const f of threads) {
+    if (f & PF_MCE_PROCESS) {
+      if (f & PF_MCE_EARLY) return { early: true, reason: 'prctl PR_MCE_KILL_EARLY' }
+    } else if (systemDefault) {
+      return { early: true, reason: why }
+    }
+  }
+  return { early: false, reason: threads.some(f => f & PF_MCE_PROCESS) ? 'prctl PR_MCE_KILL_LATE' : why }
+}
+
 function decide (
-  holder: FileHolder, pgoff: number, dpagePgoff: number, frames: number, flags: number, opener: boolean
+  holder: FileHolder, pgoff: number, dpagePgoff: number, frames: number, flags: number, opener: boolean,
+  early: EarlyKill
 ): MceProcess | null {
   const mappings: MceMapping[] = []
   for (const m of holder.mappings) {
@@ -165,6 +212,8 @@ function decide (
     pid: holder.pid,
     comm: holder.comm,
     opener,
+    earlyKill: early.early,
+    earlyKillReason: early.reason,
     fds: holder.fds,
     mappings,
     signal: null,
@@ -175,6 +224,11 @@ function decide (
     sent: null
   }
   const mapped = mappings.length > 0
+  if (!early.early) {
+    proc.reason = `not collected early (${early.reason}); ` +
+      (mapped ? 'will get SIGBUS BUS_MCEERR_AR when it touches the page' : 'will get EIO on read or write of the page')
+    return proc
+  }
   if (!(flags & MF_MUST_KILL)) {
     proc.reason = 'no signal without must_kill (kill_procs signals only with MF_MUST_KILL); ' +
       (mapped ? 'will get SIGBUS BUS_MCEERR_AR on touching the mapping' : 'will get EIO on read or write of the page')

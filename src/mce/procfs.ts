@@ -133,6 +133,39 @@ export function signalPending (tid: number): boolean {
   return /^(SigPnd|ShdPnd):\s*0*[1-9a-f]/m.test(status)
 }
 
+// Task flags, as /proc/PID/task/TID/stat shows them (field 9). From include/linux/sched.h, the same on
+// every kernel since the prctl was added (2.6.32) through 6.x, and checked on this machine's 6.18 by
+// setting prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY) and reading the flags back:
+//   #define PF_MCE_PROCESS 0x00000080  /* Process policy on mce errors */
+//   #define PF_MCE_EARLY   0x08000000  /* Early kill for mce process policy */
+export const PF_MCE_PROCESS = 0x00000080
+export const PF_MCE_EARLY = 0x08000000
+
+/** The flags of every thread of process `pid`, or null if it is gone. */
+export function threadFlags (pid: number): number[] | null {
+  let tids: string[]
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return null
+  }
+  const flags: number[] = []
+  for (const tid of tids) {
+    const stat = readOrNull(`/proc/${pid}/task/${tid}/stat`)
+    if (stat === null) continue
+    // The command name may hold spaces and parentheses: fields are counted after the last ')'.
+    const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+    flags.push(Number(fields[6]))
+  }
+  return flags
+}
+
+/** vm.memory_failure_early_kill, or null on a kernel built without memory-failure support. */
+export function sysctlEarlyKill (): number | null {
+  const text = readOrNull('/proc/sys/vm/memory_failure_early_kill')
+  return text === null ? null : Number(text.trim())
+}
+
 function readComm (pid: number): string {
   return (readOrNull(`/proc/${pid}/comm`) ?? '?').trim()
 }

@@ -29,15 +29,16 @@ export function renderReport (r: MceReport): string {
   }
   if (r.state === 'used') {
     if (r.processes.length === 0) lines.push('processes none')
-    for (const p of r.processes) lines.push(renderProcess(p))
+    for (const p of r.processes) lines.push(renderProcess(p, r.earlyKillMode !== 'all'))
   }
   if (r.deliver && r.processes.some(p => p.signal)) lines.push(`note ${KILL_NOTE}`)
   return lines.join('\n') + '\n'
 }
 
-function renderProcess (p: MceProcess): string {
+function renderProcess (p: MceProcess, showEarlyKill: boolean): string {
   const parts = [`process ${p.pid} (${p.comm})`]
   if (p.opener) parts.push('opener')
+  if (showEarlyKill) parts.push(`early_kill ${p.earlyKill ? 'yes' : 'no'} (${p.earlyKillReason})`)
   if (p.fds.length > 0) parts.push(`fd ${p.fds.join(',')}`)
   for (const m of p.mappings) parts.push(`map ${hex(m.start)}-${hex(m.end)} vaddr ${hex(m.vaddr)}`)
   if (p.signal === 'SIGBUS') parts.push(`signal SIGBUS ${p.siCode} si_addr_lsb ${p.addrLsb}`)
@@ -69,6 +70,8 @@ export function reportJson (r: MceReport): object {
       pid: p.pid,
       comm: p.comm,
       opener: p.opener,
+      early_kill: p.earlyKill,
+      early_kill_reason: p.earlyKillReason,
       fds: p.fds,
       mappings: p.mappings.map(m => ({ start: hex(m.start), end: hex(m.end), pgoff: hex(m.pgoff), vaddr: hex(m.vaddr) })),
       vaddr: p.vaddr === null ? null : hex(p.vaddr),
@@ -79,6 +82,7 @@ export function reportJson (r: MceReport): object {
       sent: p.sent,
       ...(p.sendError ? { send_error: p.sendError } : {})
     })),
+    early_kill_mode: r.earlyKillMode,
     ...(r.deliver ? { note: KILL_NOTE } : {})
   }
 }

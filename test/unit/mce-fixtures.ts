@@ -92,6 +92,8 @@ export function fakeEnv (opts: FakeEnvOptions = {}): FakeEnv {
       if (h === undefined) return []
       return typeof h === 'function' ? h(ino) : h
     },
+    threadFlags: () => [0],
+    sysctlEarlyKill: () => null,
     processOf (tid: number) {
       return { pid: tid, comm: 'opener' }
     },

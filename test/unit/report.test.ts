@@ -27,6 +27,7 @@ function report (over: Partial<MceReport> = {}): MceReport {
     handles: [],
     processes: [],
     deliver: false,
+    earlyKillMode: 'all',
     ...over
   }
 }
@@ -35,6 +36,8 @@ const mapper: MceProcess = {
   pid: 100,
   comm: 'mapper',
   opener: false,
+  earlyKill: true,
+  earlyKillReason: 'early_kill=all: every holder is collected',
   fds: [],
   mappings: [{ start: VA, end: VA + 0x600000, pgoff: 0, perms: 'rw-s', vaddr: VA + 0x264000 }],
   signal: 'SIGBUS',
@@ -49,6 +52,8 @@ const reader: MceProcess = {
   pid: 200,
   comm: 'reader',
   opener: false,
+  earlyKill: true,
+  earlyKillReason: 'early_kill=all: every holder is collected',
   fds: [3, 7],
   mappings: [],
   signal: 'SIGKILL',
@@ -235,6 +240,8 @@ describe('mce report', () => {
             pid: 100,
             comm: 'mapper',
             opener: false,
+            early_kill: true,
+            early_kill_reason: 'early_kill=all: every holder is collected',
             fds: [],
             mappings: [{ start: '0x7f0000000000', end: '0x7f0000600000', pgoff: '0x0', vaddr: '0x7f0000264000' }],
             vaddr: '0x7f0000264000',
@@ -248,6 +255,8 @@ describe('mce report', () => {
             pid: 200,
             comm: 'reader',
             opener: false,
+            early_kill: true,
+            early_kill_reason: 'early_kill=all: every holder is collected',
             fds: [3, 7],
             mappings: [],
             vaddr: null,
@@ -257,7 +266,8 @@ describe('mce report', () => {
             reason: 'no mapping of the page',
             sent: null
           }
-        ]
+        ],
+        early_kill_mode: 'all'
       })
     })
 
