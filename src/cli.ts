@@ -6,6 +6,10 @@ import * as fs from 'fs'
 import * as path from 'path'
 import { describePool, findMount, FSTYPE, mountDmemfs, MountError, readMounts, serveUntilUnmounted } from './fuse/mount'
 import { parseMountOptions } from './options'
+import {
+  DEFAULT_CELLS, markFile, MAX_CELLS, parseMap, parsePfns, parseStat, PoolMap, renderSvg, renderText, regionsJson,
+  Stat, statJson
+} from './statmap'
 
 const EXIT_FAILURE = 1
 const EXIT_USAGE = 2
@@ -19,7 +23,8 @@ commands:
   mount MOUNTPOINT [-o OPTIONS]   mount dmemfs and serve it in the foreground (Ctrl-C unmounts)
   umount MOUNTPOINT               unmount a dmemfs
   mce MOUNTPOINT PFN [FLAGS]      run the memory-failure path for a PFN and print the report
-  pfn FILE                        print the PFNs backing a file
+  stat MOUNTPOINT [FLAGS]         print the pool's statistics and draw the pool as a map
+  pfn FILE [--map]                print the PFNs backing a file (and where they sit in the pool)
   unpoison MOUNTPOINT PFN         return a poisoned dpage to service
   help [COMMAND]                  show help
 
@@ -47,10 +52,28 @@ MOUNTPOINT/.dmem/mce does, and prints the report.
   --must-kill         MF_MUST_KILL: signal the processes (without it, none is signalled)
   --deliver           really send the signals (plain SIGBUS/SIGKILL from user space)
   --json              print the report as JSON`,
-  pfn: `usage: dmemfs pfn FILE [--json]
+  pfn: `usage: dmemfs pfn FILE [--json] [--map [--cells N]]
 
 Prints the dpages and PFNs backing FILE on a dmemfs, one line per run of contiguous frames, like
-filefrag -v. --json prints a list of runs {"offset": bytes, "pfn": "0x...", "frames": n}.`,
+filefrag -v. --json prints a list of runs {"offset": bytes, "pfn": "0x...", "frames": n}.
+  --map       also draw the pool as 'dmemfs stat' does, the cells holding FILE's dpages marked F
+              (with --json: {"runs": [...], "regions": [...]}, each cell counting FILE's dpages in "file")
+  --cells N   cells per region in the map, 1 to ${MAX_CELLS} (default ${DEFAULT_CELLS})`,
+  stat: `usage: dmemfs stat MOUNTPOINT [--json] [--svg FILE] [--watch] [--cells N]
+
+Prints the pool's statistics (as MOUNTPOINT/.dmem/stat) and draws the pool as a map: per node and
+region a grid of cells, each cell a run of dpages, with the region's PFN range and the scale.
+  .  free        no file owns a dpage of the cell
+  +  partly used files own some of its dpages
+  #  used        files own all of its dpages
+  X  poisoned    a dpage of the cell is poisoned (poison wins)
+Colours on a terminal (not with NO_COLOR set), plain characters otherwise.
+  --json      print {"stat": {...}, "regions": [{id, node, phys, pfn_first, pfn_last, dpages,
+              dpage_size, per_cell, cells: [{first_pfn, dpages, used, poisoned, state}]}]} instead
+  --svg FILE  also write the map as an SVG image (hover a cell for its PFN range); FILE - writes
+              it to standard output instead of the text
+  --watch     redraw every second until Ctrl-C
+  --cells N   cells per region, 1 to ${MAX_CELLS} (default ${DEFAULT_CELLS}; fewer if a region has fewer dpages)`,
   unpoison: `usage: dmemfs unpoison MOUNTPOINT PFN
 
 Returns a poisoned dpage to service, as writing PFN to MOUNTPOINT/.dmem/unpoison does. A dpage still
@@ -138,10 +161,16 @@ function askControl (file: string, request: string): { ok: boolean, reply: strin
       if ((err as NodeJS.ErrnoException).code === undefined) throw err
       ok = false
     }
-    const buf = Buffer.alloc(1 << 20)
+    const chunks: Buffer[] = []
     let len = 0
-    for (let n = -1; n !== 0 && len < buf.length; len += n) n = fs.readSync(fd, buf, len, buf.length - len, len)
-    return { ok, reply: buf.toString('utf8', 0, len) }
+    for (;;) {
+      const buf = Buffer.alloc(1 << 20)
+      const n = fs.readSync(fd, buf, 0, buf.length, len)
+      if (n === 0) break
+      chunks.push(buf.subarray(0, n))
+      len += n
+    }
+    return { ok, reply: Buffer.concat(chunks).toString('utf8') }
   } finally {
     fs.closeSync(fd)
   }
@@ -189,8 +218,10 @@ function dmemfsMountOf (file: string): string {
 }
 
 function cmdPfn (args: string[]): number {
-  const { positional, flags } = parseFlags(args, ['--json'])
+  const { positional, flags, values } = parseArgs(args, ['--json', '--map'], ['--cells'])
   if (positional.length !== 1) throw new UsageError('pfn needs exactly one FILE')
+  if (values.has('--cells') && !flags.has('--map')) throw new UsageError('--cells goes with --map')
+  const cells = parseCells(values.get('--cells'))
   const file = positional[0]
   const mnt = dmemfsMountOf(file)
   const st = fs.statSync(file)
@@ -201,15 +232,135 @@ function cmdPfn (args: string[]): number {
     if (f.length < 5 || f[0] === '#' || Number(f[0]) !== st.ino) continue
     runs.push({ offset: Number(f[1]), pfn: f[2], frames: Number(f[3]) })
   }
+  // The map comes from a second read: a file written in between may show a cell or two apart.
+  const map = flags.has('--map')
+    ? markFile(readMap(mnt, cells), runs.map(r => ({ pfn: parseInt(r.pfn, 16), frames: r.frames })))
+    : null
   if (flags.has('--json')) {
-    print(JSON.stringify(runs))
+    print(JSON.stringify(map ? { runs, regions: regionsJson(map, true) } : runs))
     return 0
   }
   const frames = runs.reduce((n, r) => n + r.frames, 0)
   print(`${file}: ${runs.length} run${runs.length === 1 ? '' : 's'}, ${frames} frames of 4K (${st.size} bytes)`)
   print(' run         offset              pfn     frames')
   runs.forEach((r, i) => print(`${String(i).padStart(4)} ${String(r.offset).padStart(14)} ${r.pfn.padStart(16)} ${String(r.frames).padStart(10)}`))
+  if (map) {
+    print('')
+    process.stdout.write(renderText(map, null, { colour: useColour(), fileLabel: path.basename(file) }))
+  }
   return 0
+}
+
+/** Splits arguments into positional ones, known boolean --flags and known --options with a value
+ *  (`--cells 8` or `--cells=8`); anything else is a usage error. */
+function parseArgs (args: string[], booleans: string[], valued: string[]):
+{ positional: string[], flags: Set<string>, values: Map<string, string> } {
+  const positional: string[] = []
+  const flags = new Set<string>()
+  const values = new Map<string, string>()
+  for (let i = 0; i < args.length; i++) {
+    const arg = args[i]
+    const eq = arg.indexOf('=')
+    const name = arg.startsWith('--') && eq > 0 ? arg.slice(0, eq) : arg
+    if (!arg.startsWith('--') || arg === '-') {
+      positional.push(arg)
+    } else if (booleans.includes(arg)) {
+      flags.add(arg)
+    } else if (valued.includes(name)) {
+      let value: string
+      if (name !== arg) value = arg.slice(eq + 1)
+      else if (i + 1 < args.length) value = args[++i]
+      else throw new UsageError(`${arg} needs a value`)
+      if (value === '') throw new UsageError(`${name} needs a value`)
+      values.set(name, value)
+    } else {
+      throw new UsageError(`unknown flag '${arg}'`)
+    }
+  }
+  return { positional, flags, values }
+}
+
+function parseCells (value: string | undefined): number {
+  if (value === undefined) return DEFAULT_CELLS
+  const n = /^[0-9]+$/.test(value) ? Number(value) : NaN
+  if (!(n >= 1 && n <= MAX_CELLS)) throw new UsageError(`--cells needs a number from 1 to ${MAX_CELLS}, not '${value}'`)
+  return n
+}
+
+function useColour (): boolean {
+  return process.stdout.isTTY === true && process.env.NO_COLOR === undefined && process.env.TERM !== 'dumb'
+}
+
+/** The pool in `cells` cells per region, from `.dmem/map`. */
+function readMap (mnt: string, cells: number): PoolMap {
+  const { ok, reply } = askControl(path.join(mnt, '.dmem', 'map'), `cells=${cells}\n`)
+  if (!ok) throw new MountError(`.dmem/map: ${firstLine(reply)}`)
+  const map = parseMap(reply)
+  if (!map.ok) throw new MountError(map.error)
+  return map.value
+}
+
+function readStat (mnt: string): { text: string, stat: Stat } {
+  const text = fs.readFileSync(path.join(mnt, '.dmem', 'stat'), 'utf8')
+  const stat = parseStat(text)
+  if (!stat.ok) throw new MountError(stat.error)
+  return { text, stat: stat.value }
+}
+
+async function cmdStat (args: string[]): Promise<number> {
+  const { positional, flags, values } = parseArgs(args, ['--json', '--watch'], ['--svg', '--cells'])
+  if (positional.length !== 1) throw new UsageError('stat needs exactly one MOUNTPOINT')
+  const cells = parseCells(values.get('--cells'))
+  const svg = values.get('--svg')
+  const json = flags.has('--json')
+  const watch = flags.has('--watch')
+  if (json && svg === '-') throw new UsageError('--json and --svg - both want standard output')
+  if (watch && json) throw new UsageError('--watch draws on the terminal; not with --json')
+  if (watch && svg === '-') throw new UsageError('--watch draws on the terminal; not with --svg -')
+  const mountpoint = path.dirname(path.dirname(controlPath(positional[0], 'stat'))) // a mounted dmemfs
+  const colour = useColour()
+
+  /** One picture: what goes to standard output, after writing the SVG if asked. */
+  const draw = (): string => {
+    const { text, stat } = readStat(mountpoint)
+    const map = readMap(mountpoint, cells)
+    if (svg !== undefined) {
+      const image = renderSvg(map, stat, { title: `dmemfs pool at ${mountpoint}` })
+      if (svg === '-') return image
+      fs.writeFileSync(svg, image)
+    }
+    if (json) return JSON.stringify(statJson(stat, map), null, 2) + '\n'
+    return text + '\n' + renderText(map, stat, { colour })
+  }
+
+  if (!watch) {
+    process.stdout.write(draw())
+    return 0
+  }
+  const clear = process.stdout.isTTY === true ? '\x1b[H\x1b[2J' : '\n'
+  process.stdout.on('error', () => process.exit(0)) // the reader went away
+  return await new Promise<number>((resolve, reject) => {
+    let timer: NodeJS.Timeout | undefined
+    const stop = (): void => {
+      clearTimeout(timer)
+      resolve(0)
+    }
+    process.once('SIGINT', stop)
+    process.once('SIGTERM', stop)
+    const tick = (): void => {
+      let frame: string
+      try {
+        frame = draw()
+      } catch (err) {
+        reject(err)
+        return
+      }
+      const now = new Date().toTimeString().slice(0, 8)
+      process.stdout.write(`${clear}Every 1s: dmemfs stat ${mountpoint}   (Ctrl-C to stop)   ${now}\n\n${frame}`)
+      timer = setTimeout(tick, 1000)
+    }
+    tick()
+  })
 }
 
 async function main (argv: string[]): Promise<number> {
@@ -232,13 +383,16 @@ async function main (argv: string[]): Promise<number> {
     case 'umount': return cmdUmount(args)
     case 'mce': return cmdMce(args)
     case 'pfn': return cmdPfn(args)
+    case 'stat': return cmdStat(args)
     case 'unpoison': return cmdUnpoison(args)
     default: throw new UsageError(`unknown command '${command}'`)
   }
 }
 
 main(process.argv.slice(2)).then(
-  code => process.exit(code),
+  // Standard output to a pipe may still be writing: exit once it has all gone (a long --json or map
+  // would otherwise be cut short).
+  code => process.stdout.write('', () => process.exit(code)),
   (err: unknown) => {
     if (err instanceof UsageError) {
       process.stderr.write(`dmemfs: ${err.message}\n`)

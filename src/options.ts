@@ -16,6 +16,7 @@ export interface MountOptions {
   allowOther: boolean
   earlyKill: EarlyKillMode
   trace: boolean // tracing on from mount
+  prefault: boolean // touch the whole pool at mount
   poisonFile: string | null // where poisoned PFNs are kept across mounts
 }
 
@@ -39,6 +40,7 @@ export function defaultMountOptions (): MountOptions {
     allowOther: false,
     earlyKill: 'all',
     trace: false,
+    prefault: false,
     poisonFile: null
   }
 }
@@ -113,6 +115,11 @@ const SETTERS: Record<string, Setter> = {
     if (value === 'all' || value === 'system') opts.earlyKill = value
     else if (value === '0' || value === '1') opts.earlyKill = Number(value) as 0 | 1
     else return 'expects all, system, 0 or 1'
+    return null
+  },
+  prefault (opts, value) {
+    if (value !== undefined) return 'takes no value'
+    opts.prefault = true
     return null
   },
   trace (opts, value) {

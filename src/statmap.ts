@@ -266,13 +266,19 @@ function legendStates (map: PoolMap, fileLabel?: string): CellState[] {
   return states
 }
 
+/** The legend, in order of precedence: a cell shows the first that applies (the file, then poison). */
 export function legendText (map: PoolMap, opts: TextOptions = {}): string {
   const paint = (s: CellState): string => opts.colour ? sgr(STATE_SGR[s]) + STATE_CHAR[s] + SGR_RESET : STATE_CHAR[s]
-  const items = legendStates(map, opts.fileLabel).map(s => {
-    const name = s === 'file' && opts.fileLabel !== undefined ? `holds ${opts.fileLabel}` : STATE_NAME[s]
-    return `${paint(s)} ${name}`
-  })
-  return `legend: ${items.join('   ')}   (poisoned wins)`
+  const items = legendStates(map, opts.fileLabel).reverse().map(s => `${paint(s)} ${legendName(s, opts.fileLabel)}`)
+  return `legend: ${items.join('   ')}   (a cell shows the first that applies)`
+}
+
+function legendName (s: CellState, fileLabel?: string): string {
+  if (s === 'file') return fileLabel !== undefined ? `holds ${fileLabel}` : "the file's"
+  if (s === 'poisoned') return 'poisoned dpage'
+  if (s === 'used') return 'all used'
+  if (s === 'partial') return 'partly used'
+  return 'all free'
 }
 
 /** One grid row of cells, as characters, coloured if asked (one escape per change of state). */
@@ -417,8 +423,8 @@ export function renderSvg (map: PoolMap, stat: Stat | null, opts: SvgOptions = {
   // The legend: a swatch and a name per state.
   let x = MARGIN
   const legend: string[] = []
-  for (const s of legendStates(map, opts.fileLabel)) {
-    const name = s === 'file' && opts.fileLabel !== undefined ? `holds ${opts.fileLabel}` : STATE_NAME[s]
+  for (const s of legendStates(map, opts.fileLabel).reverse()) {
+    const name = legendName(s, opts.fileLabel)
     legend.push(`<rect class="legend ${s}" x="${x}" y="${y + 3}" width="${CELL - GAP}" height="${CELL - GAP}" fill="${STATE_FILL[s]}"/>`)
     legend.push(`<text x="${x + CELL + 4}" y="${y + LINE - 4}">${xmlEscape(name)}</text>`)
     x += CELL + 12 + Math.ceil(name.length * CHAR_WIDTH)

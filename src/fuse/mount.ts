@@ -161,6 +161,7 @@ export async function mountDmemfs (
   prepareMountpoint(mnt)
   const unmounter = startUnmounter(mnt)
   const pool = new DmemPool(layout.value)
+  if (opts.prefault) pool.prefault()
   if (opts.trace) {
     pool.tracer.on = true
     pool.tracer.emit(0, 'dmem_alloc_init', `dpage_shift ${pool.dpageShift}`)

@@ -148,6 +148,12 @@ export class DmemPool {
     return { used, poisoned }
   }
 
+  /** Touches every page of the pool now, as a real reservation has its memory ready: the first write to
+   *  a dpage then costs no page faults. The memory stays zero, and resident. */
+  prefault (): void {
+    for (const region of this.regions) region.buf.fill(0)
+  }
+
   // --- reverse map -------------------------------------------------------------------------------------
 
   setOwner (dpage: number, owner: number, index: number): void {
