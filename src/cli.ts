@@ -338,7 +338,6 @@ async function cmdStat (args: string[]): Promise<number> {
     return 0
   }
   const clear = process.stdout.isTTY === true ? '\x1b[H\x1b[2J' : '\n'
-  process.stdout.on('error', () => process.exit(0)) // the reader went away
   return await new Promise<number>((resolve, reject) => {
     let timer: NodeJS.Timeout | undefined
     const stop = (): void => {
@@ -388,6 +387,9 @@ async function main (argv: string[]): Promise<number> {
     default: throw new UsageError(`unknown command '${command}'`)
   }
 }
+
+// A reader that went away (`dmemfs stat MNT | head`) has what it wanted: end quietly.
+process.stdout.on('error', (err: NodeJS.ErrnoException) => process.exit(err.code === 'EPIPE' ? 0 : EXIT_FAILURE))
 
 main(process.argv.slice(2)).then(
   // Standard output to a pipe may still be writing: exit once it has all gone (a long --json or map

@@ -11,7 +11,7 @@ import { fmtSize, layoutPool, PoolLayout } from '../pool/layout'
 import { parsePoisonFile, renderPoisonFile } from '../pool/persist'
 import { DmemPool } from '../pool/pool'
 import { MceEnvironment } from '../mce/memory-failure'
-import { findHolders, mountIdentity, MountIdentity, processOfThread, sysctlEarlyKill, threadFlags } from '../mce/procfs'
+import { findHolders, mountIdentity, openerFamily, MountIdentity, processOfThread, sysctlEarlyKill, threadFlags } from '../mce/procfs'
 import { FuseAdapter } from './operations'
 
 export const FSTYPE = 'fuse.dmemfs'
@@ -107,9 +107,9 @@ function runUnmounter (child: ChildProcess): Promise<void> {
 function procEnvironment (mnt: string, log: (line: string) => void): MceEnvironment {
   let identity: MountIdentity | null = null
   return {
-    findHolders (ino) {
+    findHolders (ino, openers) {
       identity ??= mountIdentity(mnt)
-      return identity ? findHolders(identity, ino) : []
+      return identity ? findHolders(identity, ino, openerFamily(openers)) : []
     },
     processOf: processOfThread,
     threadFlags,

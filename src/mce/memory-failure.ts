@@ -75,7 +75,9 @@ export interface MceReport extends McePlace {
 }
 
 export interface MceEnvironment {
-  findHolders (ino: number): FileHolder[]
+  // The processes holding inode `ino` open or mapped; `openers` are the threads that opened its open
+  // handles (0 where unknown), a hint of where to look.
+  findHolders (ino: number, openers: number[]): FileHolder[]
   // The process (thread group) a thread belongs to, and its command name; null if the thread is gone.
   processOf (tid: number): { pid: number, comm: string } | null
   // The task flags of each thread of a process (PF_MCE_PROCESS, PF_MCE_EARLY), null if it is gone.
@@ -132,7 +134,7 @@ export function memoryFailure (
   const dpagePgoff = pgoff - (place.pfn - place.dpagePfn)
   report.handles = sb.handlesOf(inode).map(h => handleOpener(h.fh, h.pid, env))
   const openers = new Set(report.handles.map(h => h.opener))
-  report.processes = env.findHolders(ino)
+  report.processes = env.findHolders(ino, sb.handlesOf(inode).map(h => h.pid))
     .map(h => decide(h, pgoff, dpagePgoff, pool.framesPerDpage, flags, openers.has(h.pid),
       collectedEarly(h.pid, flags, earlyKill, env)))
     .filter((p): p is MceProcess => p !== null)

@@ -44,19 +44,67 @@ function unescape (s: string): string {
   return s.replace(/\\([0-7]{3})/g, (_, oct: string) => String.fromCharCode(parseInt(oct, 8)))
 }
 
-/** Every process other than `self` that has inode `ino` of the mount open or mapped. */
-export function findHolders (mount: MountIdentity, ino: number, self = process.pid): FileHolder[] {
+/** Every process other than `self` that has inode `ino` of the mount open or mapped, looking only at
+ *  `pids` when given, else at every process. */
+export function findHolders (mount: MountIdentity, ino: number, pids: number[] | null, self = process.pid): FileHolder[] {
   const holders: FileHolder[] = []
   const dev = `${hex2(mount.major)}:${hex2(mount.minor)}`
-  for (const name of fs.readdirSync('/proc')) {
-    const pid = Number(name)
-    if (!Number.isInteger(pid) || pid <= 0 || pid === self) continue
+  for (const pid of pids ?? allPids()) {
+    if (pid === self) continue
     const mappings = readMappings(pid, dev, ino)
     const fds = readFds(pid, mount, ino)
     if (mappings.length === 0 && fds.length === 0) continue
     holders.push({ pid, comm: readComm(pid), fds, mappings })
   }
   return holders
+}
+
+function allPids (): number[] {
+  return fs.readdirSync('/proc').map(Number).filter(pid => Number.isInteger(pid) && pid > 0)
+}
+
+/** The processes that can hold a file whose open handles were opened by threads `openerTids`: each
+ *  opener's process and its descendants, since a descriptor or a mapping reaches another process by fork
+ *  (a mapping keeps its file open, so every holder is behind some open handle). Null when that cannot be
+ *  known, and every process must be looked at: an opener unknown or gone (its descriptors may live on in
+ *  children now reparented), or a kernel without /proc/PID/task/TID/children. A descriptor passed over a
+ *  unix socket to an unrelated process while its opener lives is not found this way. */
+export function openerFamily (openerTids: number[]): number[] | null {
+  const pending: number[] = []
+  for (const tid of openerTids) {
+    const proc = tid === 0 ? null : processOfThread(tid)
+    if (!proc) return null
+    pending.push(proc.pid)
+  }
+  const seen = new Set<number>()
+  while (pending.length > 0) {
+    const pid = pending.pop()!
+    if (seen.has(pid)) continue
+    seen.add(pid)
+    const children = childrenOf(pid)
+    if (children === null) return null
+    pending.push(...children)
+  }
+  return [...seen]
+}
+
+function childrenOf (pid: number): number[] | null {
+  let tids: string[]
+  try {
+    tids = fs.readdirSync(`/proc/${pid}/task`)
+  } catch {
+    return [] // exited meanwhile: no children to follow
+  }
+  const children: number[] = []
+  for (const tid of tids) {
+    const text = readOrNull(`/proc/${pid}/task/${tid}/children`)
+    if (text === null) {
+      if (!fs.existsSync(`/proc/${pid}/task/${tid}`)) continue // the thread ended meanwhile
+      return null
+    }
+    for (const word of text.split(' ')) if (word) children.push(Number(word))
+  }
+  return children
 }
 
 function hex2 (n: number): string {

@@ -274,6 +274,44 @@ describe('memory failure: free dpages, repeats, bad input, delivery', function (
     expect(isMounted(m.mnt)).to.equal(true)
   })
 
+  it('finds holders that got the file by fork, whether the opener lives on or has exited', async function () {
+    m.ok('head -c 8192 /dev/urandom > shared')
+    // The opener forks a child that inherits the descriptor; both stay. Then a second opener forks a child
+    // and exits, leaving the child (reparented) as the only holder.
+    const family = await startHolder(m.mnt, `
+import os, sys
+fd = os.open('shared', os.O_RDONLY)
+pid = os.fork()
+if pid == 0:
+    sys.stdin.read()
+    os._exit(0)
+print('fd=%d child=%d' % (fd, pid))`)
+    const orphaned = await startHolder(m.mnt, `
+import os, sys, time
+fd = os.open('shared', os.O_RDONLY)
+r, w = os.pipe()
+pid = os.fork()
+if pid == 0:
+    os.close(r)
+    os.setsid()
+    os.write(w, b'%d' % os.getpid())
+    time.sleep(30)
+    os._exit(0)
+os.close(w)
+print('fd=%d child=%s' % (fd, os.read(r, 32).decode()))`)
+    const orphan = orphaned.info.child
+    orphaned.proc.kill('SIGKILL')
+    await new Promise(resolve => orphaned.proc.once('exit', resolve))
+    try {
+      const report = mce(m, pfnAt(m.path('shared'), 0))
+      const pids = report.processes.map(p => p.pid).sort((a, b) => a - b)
+      expect(pids).to.deep.equal([family.proc.pid!, family.info.child, orphan].sort((a, b) => a - b))
+    } finally {
+      process.kill(orphan, 'SIGKILL')
+      process.kill(family.info.child, 'SIGKILL')
+    }
+  })
+
   it('unpoison of a dpage a file still owns is refused and it stays poisoned', function () {
     m.ok('head -c 8192 /dev/urandom > f')
     const pfn = pfnAt(m.path('f'), 0)
