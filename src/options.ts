@@ -47,6 +47,15 @@ export function defaultMountOptions (): MountOptions {
 
 type Setter = (opts: MountOptions, value: string | undefined, seen: Set<string>) => string | null
 
+/** An option that takes no value. */
+function flag (set: (opts: MountOptions) => void): Setter {
+  return (opts, value) => {
+    if (value !== undefined) return 'takes no value'
+    set(opts)
+    return null
+  }
+}
+
 const SETTERS: Record<string, Setter> = {
   pagesize (opts, value) {
     const bytes = value === undefined ? null : memparse(value)
@@ -106,27 +115,15 @@ const SETTERS: Record<string, Setter> = {
     opts.nrInodes = n
     return null
   },
-  allow_other (opts, value) {
-    if (value !== undefined) return 'takes no value'
-    opts.allowOther = true
-    return null
-  },
+  allow_other: flag(opts => { opts.allowOther = true }),
   early_kill (opts, value) {
     if (value === 'all' || value === 'system') opts.earlyKill = value
     else if (value === '0' || value === '1') opts.earlyKill = Number(value) as 0 | 1
     else return 'expects all, system, 0 or 1'
     return null
   },
-  prefault (opts, value) {
-    if (value !== undefined) return 'takes no value'
-    opts.prefault = true
-    return null
-  },
-  trace (opts, value) {
-    if (value !== undefined) return 'takes no value'
-    opts.trace = true
-    return null
-  },
+  prefault: flag(opts => { opts.prefault = true }),
+  trace: flag(opts => { opts.trace = true }),
   poison_file (opts, value) {
     if (value === '') return 'expects a path, or no value for the default'
     opts.poisonFile = value ?? DEFAULT_POISON_FILE
