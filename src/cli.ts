@@ -110,9 +110,10 @@ async function cmdMount (args: string[]): Promise<number> {
   const opts = parseMountOptions(options)
   if (!opts.ok) throw new UsageError(opts.error)
   const mounted = await mountDmemfs(mountpoint, opts.value, print)
-  const layout = mounted.sb.pool.layout
-  print(`dmemfs: mounted ${mounted.mountpoint} (${describePool(layout)})`)
-  await serveUntilUnmounted(mounted, print)
+  // Signal handlers first: whoever reads the next line may send SIGINT at once.
+  const served = serveUntilUnmounted(mounted, print)
+  print(`dmemfs: mounted ${mounted.mountpoint} (${describePool(mounted.sb.pool.layout)})`)
+  await served
   return 0
 }
 
@@ -322,6 +323,7 @@ async function cmdStat (args: string[]): Promise<number> {
 
   /** One picture: what goes to standard output, after writing the SVG if asked. */
   const draw = (): string => {
+    controlPath(mountpoint, 'stat') // still mounted (in --watch, it may go away)
     const { text, stat } = readStat(mountpoint)
     const map = readMap(mountpoint, cells)
     if (svg !== undefined) {

@@ -225,7 +225,12 @@ export class FuseAdapter {
   }
 
   private ftruncate (path: string, fh: number, size: number): number {
-    if (fh >= CONTROL_FH_BASE) return 0 // `echo > .dmem/file` truncates first; there is nothing to cut
+    if (fh >= CONTROL_FH_BASE) {
+      // Nothing to cut; only a file that says what truncation means (trace) acts on it, as in truncate().
+      // ftruncate(2) (`truncate -s 0 .dmem/trace`) arrives here, with the handle, not in truncate().
+      this.controlHandles.get(fh)?.file.truncate?.()
+      return 0
+    }
     const handle = this.sb.handle(fh)
     if (!handle) return this.withInode(path, inode => this.sb.truncate(inode, size))
     return this.sb.truncate(handle.inode, size)
