@@ -86,6 +86,21 @@ describe('file data path', () => {
   })
 
   describe('read and write', () => {
+    it('reads and rewrites across dpages that are and are not next to each other in the pool', () => {
+      const a = create(sb, '/a')
+      const b = create(sb, '/b')
+      // Interleaved writes give each file runs of neighbouring dpages broken by the other file's.
+      for (let i = 0; i < 12; i++) write(sb, i % 3 === 2 ? b : a, pattern(DS, 7 + i), (i % 3 === 2 ? i / 3 | 0 : i - (i / 3 | 0)) * DS)
+      const expected = Buffer.concat(Array.from({ length: 12 }, (_, i) => i).filter(i => i % 3 !== 2).map(i => pattern(DS, 7 + i)))
+      expect(readOk(sb, a, expected.length, 0).equals(expected)).to.equal(true)
+      expect(readOk(sb, a, 3 * DS, DS + 100).equals(expected.subarray(DS + 100, 4 * DS + 100))).to.equal(true)
+      const over = pattern(5 * DS, 99)
+      expect(write(sb, a, over, 1000)).to.equal(over.length)
+      expected.set(over, 1000)
+      expect(readOk(sb, a, expected.length, 0).equals(expected)).to.equal(true)
+      expect(readOk(sb, b, 4 * DS, 0).equals(Buffer.concat([2, 5, 8, 11].map(i => pattern(DS, 7 + i))))).to.equal(true)
+    })
+
     it('reads back what was written and grows the size', () => {
       const f = create(sb, '/f')
       expect(write(sb, f, Buffer.from('hello world'), 0)).to.equal(11)
