@@ -1,0 +1,387 @@
+// The benchmark (`npm run bench`, issue 6): dmemfs against the baseline fuse-native filesystem mounted
+// `naive` and `tuned` (bench/baseline.ts) and against tmpfs, all mounted at once on temporary directories,
+// each figure measured on every system in turn (the order rotating from one repetition to the next).
+// Prints Markdown tables with medians, min–max, ratios and the issue's targets, and writes the raw samples
+// as JSON to bench-results/. `--quick` is a smoke run of a few seconds; `--reps N` repeats every figure N
+// times (default 5: single runs on a small VM vary by tens of per cent); `--out FILE` names the JSON file.
+
+import { ChildProcess, spawn, spawnSync } from 'child_process'
+import * as crypto from 'crypto'
+import * as fs from 'fs'
+import * as os from 'os'
+import * as path from 'path'
+import { Figure, render, SYSTEMS, targets, toJson } from './report'
+import { mount, ROOT, run, startIdle, stopIdle, System, SystemName, teardownSync, unmount, work } from './systems'
+
+interface Config {
+  reps: number // repetitions of every compared figure
+  seqMiB: number // the sequential file
+  fioSeconds: number // each random-read run
+  files: number // create/unlink
+  treeFiles: number // cp -r / tar x
+  idle: number // idle processes during the MCE report
+  mceSamples: number
+  pool: string // the dmem= of the pool figure
+  poolWriteMiB: number
+  poolReps: number
+}
+
+const FULL: Config = {
+  reps: 5, seqMiB: 256, fioSeconds: 3, files: 5000, treeFiles: 3000, idle: 1000, mceSamples: 15,
+  pool: '64G', poolWriteMiB: 1024, poolReps: 5
+}
+const QUICK: Config = {
+  reps: 1, seqMiB: 8, fioSeconds: 0.3, files: 200, treeFiles: 100, idle: 20, mceSamples: 3,
+  pool: '256M', poolWriteMiB: 16, poolReps: 1
+}
+
+// One process creates, writes and closes every file, then unlinks them all: the filesystem's rate, not
+// process spawning's. Prints the seconds of each phase.
+const MANY_FILES_PY = `
+import json, os, sys, time
+d, n = sys.argv[1], int(sys.argv[2])
+os.mkdir(d)
+data = b'x' * 4096
+t0 = time.perf_counter()
+for i in range(n):
+    fd = os.open(f'{d}/f{i}', os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    os.write(fd, data)
+    os.close(fd)
+t1 = time.perf_counter()
+for i in range(n):
+    os.unlink(f'{d}/f{i}')
+t2 = time.perf_counter()
+os.rmdir(d)
+print(json.dumps({'create': t1 - t0, 'unlink': t2 - t1}))
+`
+
+function figures (cfg: Config): Figure[] {
+  const f = (id: string, label: string, unit: string, better: 'higher' | 'lower' = 'higher', only?: 'dmemfs'): Figure =>
+    ({ id, label, unit, better, only, samples: {} })
+  const written = cfg.poolWriteMiB >= 1024 ? `${cfg.poolWriteMiB / 1024} GiB` : `${cfg.poolWriteMiB} MiB`
+  return [
+    f('seq_write', `write ${cfg.seqMiB} MiB, new file (dd bs=1M conv=fsync)`, 'MiB/s'),
+    f('seq_overwrite', `overwrite ${cfg.seqMiB} MiB (dd bs=1M conv=notrunc,fsync)`, 'MiB/s'),
+    f('seq_read', `read ${cfg.seqMiB} MiB after drop_caches (dd bs=1M)`, 'MiB/s'),
+    f('rand_read_1', 'random 4 KiB O_DIRECT reads, 1 job (fio)', 'IOPS'),
+    f('rand_read_4', 'random 4 KiB O_DIRECT reads, 4 jobs (fio)', 'IOPS'),
+    f('create', `${cfg.files} x (create + write 4 KiB + close)`, 'files/s'),
+    f('unlink', `unlink ${cfg.files} files`, 'files/s'),
+    f('cp_r', `cp -r of a ${cfg.treeFiles}-file tree`, 'files/s'),
+    f('tar_x', `tar x of a ${cfg.treeFiles}-file tree`, 'files/s'),
+    f('mce_report_idle', 'MCE report (must_kill), no extra processes', 'ms', 'lower', 'dmemfs'),
+    f('mce_report', `MCE report (must_kill), ${cfg.idle} idle processes`, 'ms', 'lower', 'dmemfs'),
+    f('pool_mount', `mount, empty dmem=${cfg.pool} pool of 4K dpages`, 'ms', 'lower', 'dmemfs'),
+    f('pool_rss_empty', `daemon RSS, empty dmem=${cfg.pool} pool`, 'MiB', 'lower', 'dmemfs'),
+    f('pool_first_write', `first write of ${written} into it (dd bs=1M conv=fsync)`, 'MiB/s', 'higher', 'dmemfs'),
+    f('pool_rss_written', `daemon RSS after writing ${written}`, 'MiB', 'lower', 'dmemfs')
+  ]
+}
+
+function progress (line: string): void {
+  process.stderr.write(`bench: ${line}\n`)
+}
+
+function seconds (fn: () => void): number {
+  const t0 = performance.now()
+  fn()
+  return (performance.now() - t0) / 1000
+}
+
+function dropCaches (): void {
+  run('sync', [])
+  fs.writeFileSync('/proc/sys/vm/drop_caches', '3')
+}
+
+function rssMiB (pid: number): number {
+  const m = /^VmRSS:\s+(\d+) kB$/m.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'))
+  if (!m) throw new Error(`no VmRSS for pid ${pid}`)
+  return Number(m[1]) / 1024
+}
+
+function ensureFio (): string {
+  const has = () => spawnSync('sh', ['-c', 'command -v fio'], { stdio: 'ignore' }).status === 0
+  if (!has()) {
+    progress('fio is missing; installing it with scripts/install-fio.sh')
+    spawnSync(path.join(ROOT, 'scripts', 'install-fio.sh'), { stdio: 'inherit' })
+    if (!has()) throw new Error('fio is missing and could not be installed: run scripts/install-fio.sh as root')
+  }
+  return run('fio', ['--version']).trim()
+}
+
+/** A tree of `count` small files (512 B to 16 KiB, 100 to a directory) and its tarball, made once. */
+function makeTree (dir: string, count: number): { tree: string, tarball: string } {
+  const tree = path.join(dir, 'tree')
+  const blob = crypto.randomBytes(16384)
+  let seed = 42
+  const rand = () => { seed = (seed * 1103515245 + 12345) >>> 0; return seed / 2 ** 32 }
+  for (let k = 0; k < count; k++) {
+    const sub = path.join(tree, `d${Math.floor(k / 500)}`, `s${Math.floor(k / 100) % 5}`)
+    if (k % 100 === 0) fs.mkdirSync(sub, { recursive: true })
+    fs.writeFileSync(path.join(sub, `f${k}`), blob.subarray(0, 512 + Math.floor(rand() * 15872)))
+  }
+  const tarball = path.join(dir, 'tree.tar')
+  run('tar', ['cf', tarball, '-C', dir, 'tree'])
+  return { tree, tarball }
+}
+
+class Bench {
+  readonly figs: Figure[]
+  private readonly byId: Map<string, Figure>
+
+  constructor (readonly cfg: Config, readonly tree: string, readonly tarball: string) {
+    this.figs = figures(cfg)
+    this.byId = new Map(this.figs.map(f => [f.id, f]))
+  }
+
+  private add (id: string, sys: SystemName, value: number): void {
+    const f = this.byId.get(id)!
+    ;(f.samples[sys] ??= []).push(value)
+  }
+
+  private seqFile (sys: System): string {
+    return path.join(sys.mnt, 'seq.bin')
+  }
+
+  seqWrite (sys: System): void {
+    const file = this.seqFile(sys)
+    const n = this.cfg.seqMiB
+    fs.rmSync(file, { force: true })
+    const dd = (conv: string) => seconds(() => run('dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${n}`, `conv=${conv}`, 'status=none']))
+    this.add('seq_write', sys.name, n / dd('fsync'))
+    this.add('seq_overwrite', sys.name, n / dd('notrunc,fsync'))
+  }
+
+  seqRead (sys: System): void {
+    dropCaches()
+    const s = seconds(() => run('dd', [`if=${this.seqFile(sys)}`, 'of=/dev/null', 'bs=1M', 'status=none']))
+    this.add('seq_read', sys.name, this.cfg.seqMiB / s)
+  }
+
+  randRead (sys: System, jobs: 1 | 4): void {
+    const out = run('fio', [
+      '--name=randread', `--filename=${this.seqFile(sys)}`, `--size=${this.cfg.seqMiB}M`, '--rw=randread',
+      '--bs=4k', '--direct=1', '--ioengine=psync', `--numjobs=${jobs}`, '--group_reporting', '--time_based',
+      `--runtime=${Math.round(this.cfg.fioSeconds * 1000)}ms`, '--output-format=json'
+    ])
+    const result = JSON.parse(out.slice(out.indexOf('{'))) as { jobs: Array<{ read: { iops: number }, error: number }> }
+    const job = result.jobs[0]
+    if (job.error) throw new Error(`fio on ${sys.name}: error ${job.error}`)
+    this.add(jobs === 1 ? 'rand_read_1' : 'rand_read_4', sys.name, job.read.iops)
+  }
+
+  removeSeq (sys: System): void {
+    fs.rmSync(this.seqFile(sys), { force: true })
+  }
+
+  manyFiles (sys: System): void {
+    const out = run('python3', ['-c', MANY_FILES_PY, path.join(sys.mnt, 'many'), String(this.cfg.files)])
+    const t = JSON.parse(out) as { create: number, unlink: number }
+    this.add('create', sys.name, this.cfg.files / t.create)
+    this.add('unlink', sys.name, this.cfg.files / t.unlink)
+  }
+
+  copyTree (sys: System): void {
+    const dest = path.join(sys.mnt, 'copy')
+    const s = seconds(() => run('cp', ['-r', this.tree, dest]))
+    this.add('cp_r', sys.name, this.cfg.treeFiles / s)
+    fs.rmSync(dest, { recursive: true })
+  }
+
+  untarTree (sys: System): void {
+    const dest = path.join(sys.mnt, 'untar')
+    fs.mkdirSync(dest)
+    const s = seconds(() => run('tar', ['xf', this.tarball, '-C', dest]))
+    this.add('tar_x', sys.name, this.cfg.treeFiles / s)
+    fs.rmSync(dest, { recursive: true })
+  }
+
+  /** Every compared figure once on every system, in the given order. */
+  round (order: System[], rep: number): void {
+    const each = (what: string, fn: (sys: System) => void) => {
+      progress(`run ${rep + 1}/${this.cfg.reps}: ${what} (${order.map(s => s.name).join(', ')})`)
+      for (const sys of order) fn(sys)
+    }
+    each('sequential write and overwrite', sys => this.seqWrite(sys))
+    each('sequential read', sys => this.seqRead(sys))
+    each('random reads, 1 job', sys => this.randRead(sys, 1))
+    each('random reads, 4 jobs', sys => this.randRead(sys, 4))
+    for (const sys of order) this.removeSeq(sys)
+    each('create and unlink', sys => this.manyFiles(sys))
+    each('cp -r', sys => this.copyTree(sys))
+    each('tar x', sys => this.untarTree(sys))
+  }
+
+  /** The memory-failure report: PFNs of a file another process holds open, one per sample, each written
+   *  with must_kill to .dmem/mce and its reply read back; without and then with idle processes, which
+   *  (like most of a machine's) have nothing to do with the file. */
+  async mce (dm: System): Promise<void> {
+    const n = this.cfg.mceSamples
+    const file = path.join(dm.mnt, 'mce.bin')
+    run('dd', ['if=/dev/urandom', `of=${file}`, 'bs=4k', `count=${2 * n}`, 'conv=fsync', 'status=none'])
+    const holder = await holdOpen(file) // the report must find this process
+    try {
+      const pfns = pfnsOf(dm.mnt, fs.statSync(file).ino)
+      if (pfns.length < 2 * n) throw new Error(`.dmem/pfns lists ${pfns.length} frames of ${file}, not ${2 * n}`)
+      progress(`MCE report, no extra processes (${n} samples)`)
+      for (let i = 0; i < n; i++) this.add('mce_report_idle', 'dmemfs', mceReport(dm.mnt, pfns[i], holder.pid!))
+      progress(`MCE report, ${this.cfg.idle} idle processes (${n} samples)`)
+      const group = await startIdle(this.cfg.idle)
+      try {
+        for (let i = n; i < 2 * n; i++) this.add('mce_report', 'dmemfs', mceReport(dm.mnt, pfns[i], holder.pid!))
+      } finally {
+        stopIdle(group)
+      }
+    } finally {
+      holder.kill('SIGKILL')
+      if (holder.exitCode === null && holder.signalCode === null) await new Promise(resolve => holder.once('exit', resolve))
+      fs.rmSync(file)
+    }
+  }
+
+  /** Mount time and daemon RSS of an empty pool, then the first write into it and the RSS after. */
+  async pool (rep: number): Promise<void> {
+    progress(`pool dmem=${this.cfg.pool}: mount, write ${this.cfg.poolWriteMiB} MiB (${rep + 1}/${this.cfg.poolReps})`)
+    const sys = await mount('dmemfs', `dmem=${this.cfg.pool}`, `pool${rep}`)
+    try {
+      const pid = sys.proc!.pid! // bin/dmemfs execs node: the spawned pid is the daemon's
+      this.add('pool_mount', 'dmemfs', sys.mountMs)
+      this.add('pool_rss_empty', 'dmemfs', rssMiB(pid))
+      const n = this.cfg.poolWriteMiB
+      const s = seconds(() => run('dd', ['if=/dev/zero', `of=${path.join(sys.mnt, 'fill.bin')}`, 'bs=1M', `count=${n}`, 'conv=fsync', 'status=none']))
+      this.add('pool_first_write', 'dmemfs', n / s)
+      this.add('pool_rss_written', 'dmemfs', rssMiB(pid))
+    } finally {
+      await unmount(sys)
+    }
+  }
+}
+
+/** Every 4 KiB frame backing inode `ino`, in file order, from .dmem/pfns (`ino offset pfn frames path`). */
+function pfnsOf (mnt: string, ino: number): number[] {
+  const frames: number[] = []
+  for (const line of fs.readFileSync(path.join(mnt, '.dmem', 'pfns'), 'utf8').split('\n')) {
+    const f = line.split(' ')
+    if (f.length < 5 || Number(f[0]) !== ino) continue
+    const first = Number(f[2])
+    for (let i = 0; i < Number(f[3]); i++) frames.push(first + i)
+  }
+  return frames
+}
+
+/** A process that holds `file` open on its standard input, once it does. */
+async function holdOpen (file: string): Promise<ChildProcess> {
+  const holder = spawn('sh', ['-c', 'exec sleep 3600 < "$0"', file], { stdio: 'ignore' })
+  for (let i = 0; i < 500; i++) {
+    try {
+      if (fs.readlinkSync(`/proc/${holder.pid}/fd/0`) === file) return holder
+    } catch {
+      // not started yet
+    }
+    await new Promise(resolve => setTimeout(resolve, 10))
+  }
+  holder.kill('SIGKILL')
+  throw new Error(`no process came to hold ${file} open`)
+}
+
+/** Milliseconds from writing `PFN must_kill` to .dmem/mce to the end of reading its reply. */
+function mceReport (mnt: string, pfn: number, holder: number): number {
+  const fd = fs.openSync(path.join(mnt, '.dmem', 'mce'), 'r+')
+  try {
+    const buf = Buffer.alloc(1 << 20)
+    const t0 = performance.now()
+    fs.writeSync(fd, `0x${pfn.toString(16)} must_kill\n`)
+    let len = 0
+    for (let n = -1; n !== 0 && len < buf.length; len += n) n = fs.readSync(fd, buf, len, buf.length - len, len)
+    const ms = performance.now() - t0
+    const reply = buf.toString('utf8', 0, len)
+    if (!new RegExp(`^process ${holder} `, 'm').test(reply)) {
+      throw new Error(`the MCE report for 0x${pfn.toString(16)} does not list the holder ${holder}:\n${reply}`)
+    }
+    return ms
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+function parseArgs (argv: string[]): { quick: boolean, out: string | null, reps: number | null } {
+  let quick = false
+  let out: string | null = null
+  let reps: number | null = null
+  for (let i = 0; i < argv.length; i++) {
+    if (argv[i] === '--quick') quick = true
+    else if (argv[i] === '--out' && i + 1 < argv.length) out = path.resolve(argv[++i])
+    else if (argv[i] === '--reps' && /^[1-9]\d*$/.test(argv[i + 1] ?? '')) reps = Number(argv[++i])
+    else {
+      process.stderr.write('usage: npm run bench [-- [--quick] [--reps N] [--out FILE.json]]\n')
+      process.exit(2)
+    }
+  }
+  return { quick, out, reps }
+}
+
+async function main (): Promise<void> {
+  const args = parseArgs(process.argv.slice(2))
+  const cfg = { ...(args.quick ? QUICK : FULL) }
+  if (args.reps) cfg.reps = cfg.poolReps = args.reps
+  // Whatever happens, every daemon, mount and idle process goes; SIGINT/SIGTERM end the run.
+  process.on('exit', teardownSync)
+  for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
+    process.on(sig, () => {
+      progress(`${sig}: unmounting everything`)
+      process.exit(code)
+    })
+  }
+  const fio = ensureFio()
+  const started = new Date()
+  progress(`work directory ${work()}; ${args.quick ? 'quick smoke run' : 'full run'}`)
+
+  // The tree's source lives on a tmpfs of its own, so that drop_caches does not send cp and tar to the disk.
+  const data = await mount('tmpfs', '', 'data')
+  const { tree, tarball } = makeTree(data.mnt, cfg.treeFiles)
+  const bench = new Bench(cfg, tree, tarball)
+  const systems: System[] = []
+  try {
+    for (const name of SYSTEMS) systems.push(await mount(name))
+    for (let rep = 0; rep < cfg.reps; rep++) {
+      bench.round(systems.map((_, i) => systems[(i + rep) % systems.length]), rep)
+    }
+    await bench.mce(systems[0])
+    for (const sys of systems) await unmount(sys)
+    systems.length = 0
+    for (let rep = 0; rep < cfg.poolReps; rep++) await bench.pool(rep)
+  } finally {
+    for (const sys of systems) await unmount(sys)
+    await unmount(data)
+  }
+
+  const ts = targets(bench.figs, { writtenMiB: cfg.poolWriteMiB })
+  const meta = {
+    date: started.toISOString(),
+    quick: args.quick,
+    config: cfg,
+    host: { kernel: os.release(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '', memMiB: Math.round(os.totalmem() / 2 ** 20) },
+    node: process.version,
+    fio
+  }
+  const out = args.out ?? path.join(ROOT, 'bench-results', `${started.toISOString().replace(/[:.]/g, '-')}.json`)
+  fs.mkdirSync(path.dirname(out), { recursive: true })
+  fs.writeFileSync(out, JSON.stringify(toJson(bench.figs, ts, meta), null, 2) + '\n')
+
+  const passed = ts.filter(t => t.pass).length
+  process.stdout.write([
+    `dmemfs benchmark, ${started.toISOString()}: ${os.cpus().length} CPUs, Linux ${os.release()}, node ${process.version}, ${fio}` +
+      (args.quick ? ' (quick smoke run: sizes too small for the targets to mean anything)' : ''),
+    '',
+    render(bench.figs, ts),
+    '',
+    `targets: ${passed} of ${ts.length} pass`,
+    `results: ${out.startsWith(process.cwd() + path.sep) ? path.relative(process.cwd(), out) : out}`,
+    ''
+  ].join('\n'))
+}
+
+main().then(() => process.exit(0), (err: unknown) => {
+  process.stderr.write(`bench: ${err instanceof Error ? err.message : String(err)}\n`)
+  process.exit(1)
+})
