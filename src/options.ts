@@ -17,6 +17,7 @@ export interface MountOptions {
   earlyKill: EarlyKillMode
   trace: boolean // tracing on from mount
   prefault: boolean // touch the whole pool at mount
+  userXattr: boolean // user.* extended attributes (ext4's user_xattr/nouser_xattr)
   poisonFile: string | null // where poisoned PFNs are kept across mounts
 }
 
@@ -41,6 +42,7 @@ export function defaultMountOptions (): MountOptions {
     earlyKill: 'all',
     trace: false,
     prefault: false,
+    userXattr: true,
     poisonFile: null
   }
 }
@@ -123,6 +125,8 @@ const SETTERS: Record<string, Setter> = {
     return null
   },
   prefault: flag(opts => { opts.prefault = true }),
+  user_xattr: flag(opts => { opts.userXattr = true }),
+  nouser_xattr: flag(opts => { opts.userXattr = false }),
   trace: flag(opts => { opts.trace = true }),
   poison_file (opts, value) {
     if (value === '') return 'expects a path, or no value for the default'

@@ -186,7 +186,7 @@ export async function mountDmemfs (
   const adapter = new FuseAdapter(sb, control, log, () => fuse && fuse.context())
   // Loaded here, not at the top: the CLI's other commands must work without the native binding.
   const Fuse = require('fuse-native') as typeof import('fuse-native')
-  fuse = new Fuse(mnt, adapter.operations(), {
+  fuse = new Fuse(mnt, adapter.operations(opts.userXattr), {
     timeout: false,
     defaultPermissions: true,
     // Our inode numbers reach stat and /proc; 128 KiB writes instead of 4 KiB; zero timeouts keep hard

@@ -58,7 +58,10 @@ export class FuseAdapter {
     return this.caller()?.pid ?? 0
   }
 
-  operations (): Fuse.FuseOperations {
+  /** The operations table. Without user xattrs the xattr operations are left out: libfuse then answers
+   *  ENOSYS and the kernel stops asking, which spares the GETXATTR of security.capability it otherwise
+   *  sends before every write. */
+  operations (userXattr = true): Fuse.FuseOperations {
     const ops: Fuse.FuseOperations = {
       init: cb => cb(0),
       getattr: (path, cb) => this.getattr(path, cb),
@@ -92,6 +95,12 @@ export class FuseAdapter {
       removexattr: (path, name, cb) => cb(this.withInode(path, inode => this.sb.removexattr(inode, name))),
       flush: (_path, _fd, cb) => cb(0),
       fsync: (_path, _datasync, _fd, cb) => cb(0)
+    }
+    if (!userXattr) {
+      delete ops.setxattr
+      delete ops.getxattr
+      delete ops.listxattr
+      delete ops.removexattr
     }
     return guardAll(ops, this.log)
   }

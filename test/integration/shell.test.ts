@@ -154,3 +154,23 @@ describe('permissions and open files across renames', function () {
     m.ok('rm target')
   })
 })
+
+describe('extended attributes', function () {
+  after(stopAll)
+
+  const py = (code: string) => `python3 -c "import os; ${code}"`
+
+  it('user xattrs work by default', async function () {
+    const m = await DmemfsMount.start('size=4M')
+    m.ok('touch f')
+    m.ok(py("os.setxattr('f', 'user.colour', b'blue')"))
+    expect(m.ok(py("print(os.getxattr('f', 'user.colour').decode(), os.listxattr('f'))"))).to.equal("blue ['user.colour']\n")
+    expect(m.sh(py("os.setxattr('f', 'trusted.x', b'1')")).stderr).to.match(/Operation not supported/)
+  })
+
+  it('nouser_xattr turns them off: the kernel gets ENOSYS and stops asking', async function () {
+    const m = await DmemfsMount.start('size=4M,nouser_xattr')
+    m.ok('touch f')
+    expect(m.sh(py("os.setxattr('f', 'user.colour', b'blue')")).stderr).to.match(/Operation not supported/)
+  })
+})
