@@ -144,6 +144,21 @@ function writePoisonFile (file: string, pool: DmemPool, log: (line: string) => v
   }
 }
 
+/** The fuse-native options dmemfs mounts with (the benchmark's `tuned` baseline uses the same). No
+ *  per-request timer; the kernel checks permissions; our inode numbers reach stat and /proc; 128 KiB
+ *  writes instead of 4 KiB; zero timeouts keep hard links and nlink exact (libfuse's high-level API
+ *  otherwise caches per path); nanosecond times. */
+export const FUSE_OPTIONS = {
+  timeout: false,
+  defaultPermissions: true,
+  useIno: true,
+  bigWrites: true,
+  attrTimeout: 0,
+  entryTimeout: 0,
+  negativeTimeout: 0,
+  timeNs: true
+} as const
+
 export interface MountedFs {
   mountpoint: string
   sb: Superblock
@@ -187,16 +202,7 @@ export async function mountDmemfs (
   // Loaded here, not at the top: the CLI's other commands must work without the native binding.
   const Fuse = require('fuse-native') as typeof import('fuse-native')
   fuse = new Fuse(mnt, adapter.operations(opts.userXattr), {
-    timeout: false,
-    defaultPermissions: true,
-    // Our inode numbers reach stat and /proc; 128 KiB writes instead of 4 KiB; zero timeouts keep hard
-    // links and nlink exact (libfuse's high-level API otherwise caches per path); nanosecond times.
-    useIno: true,
-    bigWrites: true,
-    attrTimeout: 0,
-    entryTimeout: 0,
-    negativeTimeout: 0,
-    timeNs: true,
+    ...FUSE_OPTIONS,
     allowOther: opts.allowOther,
     fsname: 'dmemfs',
     subtype: 'dmemfs'

@@ -4,46 +4,11 @@
 // system and all.
 
 import { expect } from 'chai'
-import { ChildProcess, spawn } from 'child_process'
 import * as fs from 'fs'
 import { BIN, DmemfsMount, sh, sleep, stopAll } from './harness'
+import { endChildren, Holder, MAP_SCRIPT, pfnAt, startHolder } from './children'
 
 const SYSCTL = '/proc/sys/vm/memory_failure_early_kill'
-
-interface Holder {
-  proc: ChildProcess
-  info: Record<string, number>
-}
-
-const children = new Set<ChildProcess>()
-
-/** Starts python3 with a script that prints one line of `key=value` pairs when ready, then waits on stdin. */
-function startHolder (cwd: string, script: string): Promise<Holder> {
-  const proc = spawn('python3', ['-c', script + '\nimport sys\nsys.stdout.flush()\nsys.stdin.read()\n'],
-    { cwd, stdio: ['pipe', 'pipe', 'pipe'] })
-  children.add(proc)
-  proc.on('exit', () => children.delete(proc))
-  return new Promise((resolve, reject) => {
-    let out = ''
-    let err = ''
-    proc.stderr!.on('data', (d: Buffer) => { err += d.toString() })
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString()
-      if (!out.includes('\n')) return
-      const info: Record<string, number> = {}
-      for (const pair of out.trim().split(' ')) {
-        const [k, v] = pair.split('=')
-        info[k] = Number(v)
-      }
-      resolve({ proc, info })
-    })
-    proc.on('exit', code => reject(new Error(`holder exited ${code}: ${err}`)))
-  })
-}
-
-function endChildren (): void {
-  for (const c of children) c.kill('SIGKILL')
-}
 
 function alive (h: Holder): boolean {
   return h.proc.exitCode === null && h.proc.signalCode === null
@@ -68,27 +33,6 @@ def policy():
     threading.Event().wait()
 threading.Thread(target=policy, daemon=True).start()
 ready.wait()`
-
-// Maps `length` bytes of the file shared from offset 0 and prints the mapping's address.
-const MAP_SCRIPT = (file: string, length: number) => `
-import os, mmap, ctypes
-fd = os.open('${file}', os.O_RDWR)
-mm = mmap.mmap(fd, ${length}, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
-addr = ctypes.addressof(ctypes.c_char.from_buffer(mm))
-print('fd=%d addr=%d' % (fd, addr))`
-
-interface Run {
-  offset: number
-  pfn: string
-  frames: number
-}
-
-function pfnAt (file: string, offset: number): number {
-  const runs = JSON.parse(sh(`${BIN} pfn ${file} --json`).stdout) as Run[]
-  const run = runs.find(r => offset >= r.offset && offset < r.offset + r.frames * 4096)
-  if (!run) throw new Error(`no dpage backs offset ${offset} of ${file}`)
-  return parseInt(run.pfn, 16) + Math.floor((offset - run.offset) / 4096)
-}
 
 interface JsonProcess {
   pid: number
@@ -137,8 +81,8 @@ describe('early kill on a mount', function () {
     beforeEach(async function () { await mountWith('0') })
 
     it('the child that set PR_MCE_KILL_EARLY is collected early and signalled; the other is late', async function () {
-      const early = await startHolder(m.mnt, PRCTL(true) + MAP_SCRIPT('data', SIZE))
-      const other = await startHolder(m.mnt, MAP_SCRIPT('data', SIZE))
+      const early = await startHolder(m.mnt, PRCTL(true) + MAP_SCRIPT('data', 0, SIZE))
+      const other = await startHolder(m.mnt, MAP_SCRIPT('data', 0, SIZE))
       const report = mce(m, pfnAt(m.path('data'), 8192), '--must-kill')
       expect(report.state).to.equal('used')
       expect(report.early_kill_mode).to.equal(0)
@@ -156,8 +100,8 @@ describe('early kill on a mount', function () {
     })
 
     it('with --action-required both are collected early', async function () {
-      const early = await startHolder(m.mnt, PRCTL(true) + MAP_SCRIPT('data', SIZE))
-      const other = await startHolder(m.mnt, MAP_SCRIPT('data', SIZE))
+      const early = await startHolder(m.mnt, PRCTL(true) + MAP_SCRIPT('data', 0, SIZE))
+      const other = await startHolder(m.mnt, MAP_SCRIPT('data', 0, SIZE))
       const report = mce(m, pfnAt(m.path('data'), 16384), '--must-kill', '--action-required')
       for (const h of [early, other]) {
         expect(proc(report, h)).to.include({
@@ -167,8 +111,8 @@ describe('early kill on a mount', function () {
     })
 
     it('with --deliver only the early child is signalled (and dies of SIGBUS); the late one lives on', async function () {
-      const early = await startHolder(m.mnt, PRCTL(true) + MAP_SCRIPT('data', SIZE))
-      const other = await startHolder(m.mnt, MAP_SCRIPT('data', SIZE))
+      const early = await startHolder(m.mnt, PRCTL(true) + MAP_SCRIPT('data', 0, SIZE))
+      const other = await startHolder(m.mnt, MAP_SCRIPT('data', 0, SIZE))
       const died = new Promise<NodeJS.Signals | null>(resolve => early.proc.on('exit', (_c, s) => resolve(s)))
       const report = mce(m, pfnAt(m.path('data'), 0), '--must-kill', '--deliver')
       expect(proc(report, early).sent).to.equal(true)
@@ -179,7 +123,7 @@ describe('early kill on a mount', function () {
     })
 
     it('a thread other than the main one that set PR_MCE_KILL_EARLY makes its process early', async function () {
-      const threaded = await startHolder(m.mnt, PRCTL_IN_THREAD + MAP_SCRIPT('data', SIZE))
+      const threaded = await startHolder(m.mnt, PRCTL_IN_THREAD + MAP_SCRIPT('data', 0, SIZE))
       expect(fs.readdirSync(`/proc/${threaded.proc.pid}/task`).length).to.be.at.least(2)
       const report = mce(m, pfnAt(m.path('data'), 4096), '--must-kill')
       expect(proc(report, threaded)).to.include({ early_kill: true, early_kill_reason: 'prctl PR_MCE_KILL_EARLY', signal: 'SIGBUS' })
@@ -190,8 +134,8 @@ describe('early kill on a mount', function () {
     beforeEach(async function () { await mountWith('1') })
 
     it('every child is early but one that set PR_MCE_KILL_LATE', async function () {
-      const late = await startHolder(m.mnt, PRCTL(false) + MAP_SCRIPT('data', SIZE))
-      const other = await startHolder(m.mnt, MAP_SCRIPT('data', SIZE))
+      const late = await startHolder(m.mnt, PRCTL(false) + MAP_SCRIPT('data', 0, SIZE))
+      const other = await startHolder(m.mnt, MAP_SCRIPT('data', 0, SIZE))
       const report = mce(m, pfnAt(m.path('data'), 8192), '--must-kill')
       expect(report.early_kill_mode).to.equal(1)
       expect(proc(report, late)).to.include({ early_kill: false, early_kill_reason: 'prctl PR_MCE_KILL_LATE', signal: null })
@@ -204,8 +148,8 @@ describe('early kill on a mount', function () {
     beforeEach(async function () { await mountWith('system') })
 
     it('uses this machine\'s vm.memory_failure_early_kill, and PR_MCE_KILL settings', async function () {
-      const early = await startHolder(m.mnt, PRCTL(true) + MAP_SCRIPT('data', SIZE))
-      const other = await startHolder(m.mnt, MAP_SCRIPT('data', SIZE))
+      const early = await startHolder(m.mnt, PRCTL(true) + MAP_SCRIPT('data', 0, SIZE))
+      const other = await startHolder(m.mnt, MAP_SCRIPT('data', 0, SIZE))
       const report = mce(m, pfnAt(m.path('data'), 8192), '--must-kill')
       expect(report.early_kill_mode).to.equal('system')
       expect(proc(report, early)).to.include({ early_kill: true, early_kill_reason: 'prctl PR_MCE_KILL_EARLY', signal: 'SIGBUS' })
@@ -228,7 +172,7 @@ describe('early kill on a mount', function () {
     beforeEach(async function () { await mountWith(null) })
 
     it('collects every holder, a PR_MCE_KILL_LATE one too, and the text says nothing of early kill', async function () {
-      const late = await startHolder(m.mnt, PRCTL(false) + MAP_SCRIPT('data', SIZE))
+      const late = await startHolder(m.mnt, PRCTL(false) + MAP_SCRIPT('data', 0, SIZE))
       const report = mce(m, pfnAt(m.path('data'), 8192), '--must-kill')
       expect(report.early_kill_mode).to.equal('all')
       expect(proc(report, late)).to.include({ early_kill: true, signal: 'SIGBUS' })

@@ -1,71 +1,9 @@
 // The memory-failure path on a real mount, with real child processes holding files open and mapped.
 
 import { expect } from 'chai'
-import { ChildProcess, spawn } from 'child_process'
 import * as fs from 'fs'
 import { BIN, DmemfsMount, isMounted, sh, stopAll } from './harness'
-
-interface Holder {
-  proc: ChildProcess
-  info: Record<string, number> // what the child printed: fd, map address, ...
-}
-
-const children = new Set<ChildProcess>()
-
-/** Starts python3 with a script that prints one line of `key=value` pairs when ready, then waits on stdin. */
-function startHolder (cwd: string, script: string): Promise<Holder> {
-  const proc = spawn('python3', ['-c', script + '\nimport sys\nsys.stdout.flush()\nsys.stdin.read()\n'],
-    { cwd, stdio: ['pipe', 'pipe', 'pipe'] })
-  children.add(proc)
-  proc.on('exit', () => children.delete(proc))
-  return new Promise((resolve, reject) => {
-    let out = ''
-    let err = ''
-    proc.stderr!.on('data', (d: Buffer) => { err += d.toString() })
-    proc.stdout!.on('data', (d: Buffer) => {
-      out += d.toString()
-      if (!out.includes('\n')) return
-      const info: Record<string, number> = {}
-      for (const pair of out.trim().split(' ')) {
-        const [k, v] = pair.split('=')
-        info[k] = Number(v)
-      }
-      resolve({ proc, info })
-    })
-    proc.on('exit', code => reject(new Error(`holder exited ${code}: ${err}`)))
-  })
-}
-
-function endChildren (): void {
-  for (const c of children) c.kill('SIGKILL')
-}
-
-const OPEN_SCRIPT = (file: string) => `
-import os
-fd = os.open('${file}', os.O_RDONLY)
-print('fd=%d' % fd)`
-
-// Maps `length` bytes of the file shared from `offset` and prints the mapping's address.
-const MAP_SCRIPT = (file: string, offset: number, length: number) => `
-import os, mmap, ctypes
-fd = os.open('${file}', os.O_RDWR)
-mm = mmap.mmap(fd, ${length}, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE, offset=${offset})
-addr = ctypes.addressof(ctypes.c_char.from_buffer(mm))
-print('fd=%d addr=%d' % (fd, addr))`
-
-interface Run {
-  offset: number
-  pfn: string
-  frames: number
-}
-
-/** The PFN backing byte `offset` of `file`, from `dmemfs pfn --json`. */
-function pfnAt (file: string, offset: number): number {
-  const runs = JSON.parse(sh(`${BIN} pfn ${file} --json`).stdout) as Run[]
-  const run = runs.find(r => offset >= r.offset && offset < r.offset + r.frames * 4096)
-  if (!run) throw new Error(`no dpage backs offset ${offset} of ${file}`)
-  return parseInt(run.pfn, 16) + Math.floor((offset - run.offset) / 4096)
-}
+import { endChildren, MAP_SCRIPT, OPEN_SCRIPT, pfnAt, startHolder } from './children'
 
 interface JsonProcess {
   pid: number

@@ -7,28 +7,11 @@ import { spawnSync } from 'child_process'
 import * as fs from 'fs'
 import * as path from 'path'
 import { BIN, DmemfsMount, isMounted, sh, stopAll, tempDir } from './harness'
+import { pfnAt, pfnRuns as runs } from './children'
 
 const MAGIC = '# dmemfs poison file v1'
 const LAYOUT_16M = 'layout dpage_shift=12 regions=0:0x100000000+4096' // size=16M: 4096 dpages of 4K from 4 GiB
 const LAST_PFN = 0x100fff // the pool's last frame: free until the pool fills
-
-interface Run {
-  offset: number
-  pfn: string
-  frames: number
-}
-
-function runs (file: string): Run[] {
-  const r = sh(`${BIN} pfn ${file} --json`)
-  if (r.status !== 0) throw new Error(`dmemfs pfn failed: ${r.stderr}`)
-  return JSON.parse(r.stdout) as Run[]
-}
-
-function pfnAt (file: string, offset: number): number {
-  const run = runs(file).find(r => offset >= r.offset && offset < r.offset + r.frames * 4096)
-  if (!run) throw new Error(`no dpage backs offset ${offset} of ${file}`)
-  return parseInt(run.pfn, 16) + Math.floor((offset - run.offset) / 4096)
-}
 
 function hex (n: number): string {
   return '0x' + n.toString(16)

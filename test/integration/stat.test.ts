@@ -6,38 +6,13 @@ import { expect } from 'chai'
 import { spawn } from 'child_process'
 import * as fs from 'fs'
 import * as path from 'path'
+import { JsonRegion } from '../../src/statmap'
+import { Run } from './children'
 import { BIN, DmemfsMount, parseStat, sh, ShResult, sleep, stopAll, tempDir } from './harness'
-
-interface JsonCell {
-  first_pfn: string
-  dpages: number
-  used: number
-  poisoned: number
-  file?: number
-  state: string
-}
-
-interface JsonRegion {
-  id: number
-  node: number
-  phys: string
-  pfn_first: string
-  pfn_last: string
-  dpages: number
-  dpage_size: number
-  per_cell: number
-  cells: JsonCell[]
-}
 
 interface StatJson {
   stat: Record<string, number>
   regions: JsonRegion[]
-}
-
-interface Run {
-  offset: number
-  pfn: string
-  frames: number
 }
 
 function dmemfs (args: string, env = ''): ShResult {

@@ -5,7 +5,8 @@
 import { expect } from 'chai'
 import { ChildProcess, spawn } from 'child_process'
 import * as fs from 'fs'
-import { BIN, DmemfsMount, isMounted, sh, sleep, stopAll } from './harness'
+import { DmemfsMount, isMounted, sh, sleep, stopAll } from './harness'
+import { pfnRuns } from './children'
 
 const STAMP = /^\d+\.\d{6}: /
 const HEADER = ['# tracer: dmem', /^# entries-in-buffer: \d+$/, '# TIMESTAMP: [ino N] EVENT: DETAILS']
@@ -30,18 +31,10 @@ function readTrace (m: DmemfsMount): Trace {
   return { entries, events }
 }
 
-interface Run {
-  offset: number
-  pfn: string
-  frames: number
-}
-
 /** The PFN of every 4K frame of a file on a 4K-dpage mount, by file page index, from `dmemfs pfn --json`. */
 function framePfns (file: string): number[] {
-  const r = sh(`${BIN} pfn ${file} --json`)
-  if (r.status !== 0) throw new Error(`dmemfs pfn failed: ${r.stderr}`)
   const pfns: number[] = []
-  for (const run of JSON.parse(r.stdout) as Run[]) {
+  for (const run of pfnRuns(file)) {
     for (let i = 0; i < run.frames; i++) pfns[run.offset / 4096 + i] = parseInt(run.pfn, 16) + i
   }
   return pfns
