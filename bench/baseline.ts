@@ -18,6 +18,10 @@ const EEXIST = -17
 const ENOTDIR = -20
 const EFBIG = -27
 const ENOTEMPTY = -39
+const ENODATA = -61
+const EOPNOTSUPP = -95
+const XATTR_CREATE = 1
+const XATTR_REPLACE = 2
 const S_IFMT = 0o170000
 const S_IFDIR = 0o040000
 const S_IFREG = 0o100000
@@ -37,6 +41,7 @@ interface Entry {
   ctime: bigint
   children?: Set<string> // directories: the names in it
   target?: string // symbolic links
+  xattrs?: Map<string, Buffer>
 }
 
 // Exactly dmemfs's options, so `tuned` measures what dmemfs's own logic costs.
@@ -213,21 +218,56 @@ const ops: Fuse.FuseOperations = {
   fsync: (_path, _datasync, _fh, cb) => cb(0)
 }
 
+// User xattrs, as dmemfs keeps them: user.* only, ENODATA when absent.
+const xattrOps: Fuse.FuseOperations = {
+  setxattr (path, name, value, _position, flags, cb) {
+    const e = entries.get(path)
+    if (!e) return cb(ENOENT)
+    if (!name.startsWith('user.')) return cb(EOPNOTSUPP)
+    const xattrs = e.xattrs ??= new Map()
+    if ((flags & XATTR_CREATE) && xattrs.has(name)) return cb(EEXIST)
+    if ((flags & XATTR_REPLACE) && !xattrs.has(name)) return cb(ENODATA)
+    xattrs.set(name, Buffer.from(value))
+    e.ctime = now()
+    cb(0)
+  },
+  getxattr (path, name, _position, cb) {
+    const e = entries.get(path)
+    if (!e) return cb(ENOENT)
+    const value = e.xattrs?.get(name)
+    if (!value) return cb(ENODATA)
+    cb(0, value)
+  },
+  listxattr (path, cb) {
+    const e = entries.get(path)
+    if (!e) return cb(ENOENT)
+    cb(0, e.xattrs ? [...e.xattrs.keys()] : [])
+  },
+  removexattr (path, name, cb) {
+    const e = entries.get(path)
+    if (!e) return cb(ENOENT)
+    if (!e.xattrs?.delete(name)) return cb(ENODATA)
+    e.ctime = now()
+    cb(0)
+  }
+}
+
 function main (): void {
-  const [mnt, mode] = process.argv.slice(2)
-  if (!mnt || (mode !== 'naive' && mode !== 'tuned')) {
-    process.stderr.write('usage: baseline MOUNTPOINT naive|tuned\n')
+  const [mnt, mode, extra] = process.argv.slice(2)
+  if (!mnt || (mode !== 'naive' && mode !== 'tuned') || (extra !== undefined && extra !== 'nouser_xattr')) {
+    process.stderr.write('usage: baseline MOUNTPOINT naive|tuned [nouser_xattr]\n')
     process.exit(2)
   }
   const t = now()
   entries.set('/', { ino: nextIno++, mode: S_IFDIR | 0o755, uid: 0, gid: 0, size: 0, data: Buffer.alloc(0), atime: t, mtime: t, ctime: t, children: new Set() })
-  const fuse = new Fuse(mnt, ops, mode === 'tuned' ? TUNED : {})
+  const withXattrs = mode === 'tuned' && extra !== 'nouser_xattr'
+  const fuse = new Fuse(mnt, withXattrs ? { ...ops, ...xattrOps } : ops, mode === 'tuned' ? TUNED : {})
   fuse.mount(err => {
     if (err) {
       process.stderr.write(`baseline: cannot mount ${mnt}: ${err.message}\n`)
       process.exit(1)
     }
-    process.stdout.write(`baseline: mounted ${mnt} (${mode})\n`)
+    process.stdout.write(`baseline: mounted ${mnt} (${mode}${withXattrs ? ', user xattrs' : ''})\n`)
   })
   const stop = (): void => {
     try {

@@ -3,7 +3,8 @@
 // each figure measured on every system in turn (the order rotating from one repetition to the next).
 // Prints Markdown tables with medians, min–max, ratios and the issue's targets, and writes the raw samples
 // as JSON to bench-results/. `--quick` is a smoke run of a few seconds; `--reps N` repeats every figure N
-// times (default 5: single runs on a small VM vary by tens of per cent); `--out FILE` names the JSON file.
+// times (default 5: single runs on a small VM vary by tens of per cent); `--nouser-xattr` runs dmemfs with
+// -o nouser_xattr and tuned without xattrs (what xattrs cost); `--out FILE` names the JSON file.
 
 import { ChildProcess, spawn, spawnSync } from 'child_process'
 import * as crypto from 'crypto'
@@ -129,7 +130,7 @@ class Bench {
   readonly figs: Figure[]
   private readonly byId: Map<string, Figure>
 
-  constructor (readonly cfg: Config, readonly tree: string, readonly tarball: string) {
+  constructor (readonly cfg: Config, readonly tree: string, readonly tarball: string, readonly extra: string[]) {
     this.figs = figures(cfg)
     this.byId = new Map(this.figs.map(f => [f.id, f]))
   }
@@ -242,7 +243,7 @@ class Bench {
   /** Mount time and daemon RSS of an empty pool, then the first write into it and the RSS after. */
   async pool (rep: number): Promise<void> {
     progress(`pool dmem=${this.cfg.pool}: mount, write ${this.cfg.poolWriteMiB} MiB (${rep + 1}/${this.cfg.poolReps})`)
-    const sys = await mount('dmemfs', `dmem=${this.cfg.pool}`, `pool${rep}`)
+    const sys = await mount('dmemfs', [`dmem=${this.cfg.pool}`, ...this.extra].join(','), `pool${rep}`)
     try {
       const pid = sys.proc!.pid! // bin/dmemfs execs node: the spawned pid is the daemon's
       this.add('pool_mount', 'dmemfs', sys.mountMs)
@@ -304,20 +305,29 @@ function mceReport (mnt: string, pfn: number, holder: number): number {
   }
 }
 
-function parseArgs (argv: string[]): { quick: boolean, out: string | null, reps: number | null } {
+interface Args {
+  quick: boolean
+  out: string | null
+  reps: number | null
+  noUserXattr: boolean // dmemfs -o nouser_xattr, and tuned without xattrs
+}
+
+function parseArgs (argv: string[]): Args {
   let quick = false
   let out: string | null = null
   let reps: number | null = null
+  let noUserXattr = false
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--quick') quick = true
+    else if (argv[i] === '--nouser-xattr') noUserXattr = true
     else if (argv[i] === '--out' && i + 1 < argv.length) out = path.resolve(argv[++i])
     else if (argv[i] === '--reps' && /^[1-9]\d*$/.test(argv[i + 1] ?? '')) reps = Number(argv[++i])
     else {
-      process.stderr.write('usage: npm run bench [-- [--quick] [--reps N] [--out FILE.json]]\n')
+      process.stderr.write('usage: npm run bench [-- [--quick] [--reps N] [--nouser-xattr] [--out FILE.json]]\n')
       process.exit(2)
     }
   }
-  return { quick, out, reps }
+  return { quick, out, reps, noUserXattr }
 }
 
 async function main (): Promise<void> {
@@ -339,10 +349,11 @@ async function main (): Promise<void> {
   // The tree's source lives on a tmpfs of its own, so that drop_caches does not send cp and tar to the disk.
   const data = await mount('tmpfs', '', 'data')
   const { tree, tarball } = makeTree(data.mnt, cfg.treeFiles)
-  const bench = new Bench(cfg, tree, tarball)
+  const bench = new Bench(cfg, tree, tarball, args.noUserXattr ? ['nouser_xattr'] : [])
   const systems: System[] = []
   try {
-    for (const name of SYSTEMS) systems.push(await mount(name))
+    const xattrOption = args.noUserXattr ? 'nouser_xattr' : ''
+    for (const name of SYSTEMS) systems.push(await mount(name, name === 'dmemfs' || name === 'tuned' ? xattrOption : ''))
     for (let rep = 0; rep < cfg.reps; rep++) {
       bench.round(systems.map((_, i) => systems[(i + rep) % systems.length]), rep)
     }
@@ -359,6 +370,7 @@ async function main (): Promise<void> {
   const meta = {
     date: started.toISOString(),
     quick: args.quick,
+    nouserXattr: args.noUserXattr,
     config: cfg,
     host: { kernel: os.release(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '', memMiB: Math.round(os.totalmem() / 2 ** 20) },
     node: process.version,
@@ -371,6 +383,7 @@ async function main (): Promise<void> {
   const passed = ts.filter(t => t.pass).length
   process.stdout.write([
     `dmemfs benchmark, ${started.toISOString()}: ${os.cpus().length} CPUs, Linux ${os.release()}, node ${process.version}, ${fio}` +
+      (args.noUserXattr ? ', dmemfs -o nouser_xattr and tuned without xattrs' : '') +
       (args.quick ? ' (quick smoke run: sizes too small for the targets to mean anything)' : ''),
     '',
     render(bench.figs, ts),

@@ -80,7 +80,8 @@ async function startDaemon (cmd: string, args: string[], env: NodeJS.ProcessEnv,
   }
 }
 
-/** Mounts one system on a new directory. For dmemfs, `mountMs` is the time from spawn to "mounted". */
+/** Mounts one system on a new directory, with `options` as -o for dmemfs and tmpfs, and as the baseline's
+ *  third argument for naive and tuned. For dmemfs, `mountMs` is the time from spawn to "mounted". */
 export async function mount (name: SystemName, options = '', label: string = name): Promise<System & { mountMs: number }> {
   const mnt = newDir(`mnt-${label}`)
   const log = path.join(work(), `${label}.log`)
@@ -98,7 +99,8 @@ export async function mount (name: SystemName, options = '', label: string = nam
     // The baseline loads fuse-native as dmemfs does; the prebuilt fallback binding (see bin/dmemfs) needs .lib/.
     const lib = path.join(ROOT, '.lib')
     const env = { ...process.env, LD_LIBRARY_PATH: fs.existsSync(lib) ? lib : undefined }
-    mountMs = await startDaemon(process.execPath, [BASELINE, mnt, name], env, log, 'baseline: mounted', p => { sys.proc = p })
+    const args = [BASELINE, mnt, name, ...(options ? [options] : [])]
+    mountMs = await startDaemon(process.execPath, args, env, log, 'baseline: mounted', p => { sys.proc = p })
   }
   return { ...sys, mountMs }
 }

@@ -7,6 +7,7 @@ import { spawnSync } from 'child_process'
 import * as fs from 'fs'
 import * as path from 'path'
 import { ROOT, sh, tempDir } from './harness'
+import { mount, System, teardownSync, unmount } from '../../bench/systems'
 
 const BENCH = path.join(ROOT, 'dist', 'bench', 'bench.js')
 const SYSTEMS = ['dmemfs', 'tuned', 'naive', 'tmpfs']
@@ -98,5 +99,42 @@ describe('npm run bench -- --quick', function () {
     expect(leftoverMounts(id)).to.deep.equal([])
     expect(leftoverProcesses(id)).to.deep.equal([])
     expect(fs.existsSync(workDir)).to.equal(false)
+  })
+})
+
+// tuned stands for "what any fuse-native filesystem with dmemfs's interface pays": the same options and, as
+// with dmemfs, user xattrs unless nouser_xattr (a filesystem with getxattr is asked for security.capability
+// before every write). naive, a few dozen lines with fuse-native's defaults, has none.
+describe('the benchmark\'s baseline filesystem', function () {
+  this.timeout(30000)
+
+  const XATTR_PY = `
+import os, sys
+f = os.path.join(sys.argv[1], 'x')
+open(f, 'w').close()
+try:
+    os.setxattr(f, 'user.k', b'v')
+    print(os.getxattr(f, 'user.k').decode(), *os.listxattr(f))
+except OSError as e:
+    print('errno', e.errno)
+`
+  const mounted: System[] = []
+  const xattrs = async (name: 'tuned' | 'naive', option = ''): Promise<string> => {
+    const sys = await mount(name, option, `${name}-${mounted.length}`)
+    mounted.push(sys)
+    const r = spawnSync('python3', ['-c', XATTR_PY, sys.mnt], { encoding: 'utf8' })
+    expect(r.status, r.stderr).to.equal(0)
+    return r.stdout.trim()
+  }
+
+  after(async function () {
+    for (const sys of mounted) await unmount(sys)
+    teardownSync()
+  })
+
+  it('tuned has user xattrs as dmemfs does, not with nouser_xattr; naive has none', async function () {
+    expect(await xattrs('tuned')).to.equal('v user.k')
+    expect(await xattrs('tuned', 'nouser_xattr')).to.equal('errno 95') // EOPNOTSUPP: libfuse's ENOSYS
+    expect(await xattrs('naive')).to.equal('errno 95')
   })
 })
