@@ -26,6 +26,8 @@ const ID_UNCHANGED = 0xffffffff
 const S_IXGRP = 0o010
 // Reverse-map and dpage-table indices are 32-bit.
 const MAX_FILE_DPAGES = 2 ** 32
+// Cached lookups kept before the dentry cache starts over: bounds its memory with many files.
+const DCACHE_MAX = 1 << 16
 
 export interface SuperOptions {
   rootMode: number // permission bits of the root directory
@@ -64,6 +66,10 @@ export class Superblock {
   readonly limits: DataLimits
   private readonly inodes = new Map<number, Inode>()
   private readonly handles = new Map<number, Handle>()
+  // The dentry cache: canonical path -> inode, for paths that resolved. A name's entry goes when the name
+  // does (unlink, rmdir, rename); when a directory's name goes, the whole cache does, since every path
+  // under it changes. Creating names invalidates nothing: failed lookups are not cached.
+  private readonly dcache = new Map<string, Inode>()
   private nextIno = ROOT_INO
   private nextFh = 1
 
@@ -105,27 +111,54 @@ export class Superblock {
 
   // --- lookup ------------------------------------------------------------------------------------------
 
+  /** The inode at `path`. A path looked up before comes from the dentry cache, so the GETATTR, OPEN and
+   *  SETATTR that follow a LOOKUP (libfuse passes each a path) do not walk the tree again. */
   lookup (path: string): Inode | Errno {
+    const cached = this.dcache.get(path)
+    if (cached) return cached
+    const found = this.walk(path)
+    if (!isErrno(found) && isCanonical(path)) {
+      if (this.dcache.size >= DCACHE_MAX) this.dcache.clear()
+      this.dcache.set(path, found)
+    }
+    return found
+  }
+
+  private walk (path: string): Inode | Errno {
     let inode = this.root
-    for (const name of components(path)) {
-      if (!inode.entries) return ENOTDIR
-      if (Buffer.byteLength(name) > NAME_MAX) return ENAMETOOLONG
-      const next = inode.entries.get(name)
-      if (!next) return ENOENT
-      inode = next
+    for (let start = 0; start < path.length;) {
+      let slash = path.indexOf('/', start)
+      if (slash < 0) slash = path.length
+      if (slash > start) {
+        if (!inode.entries) return ENOTDIR
+        const name = path.slice(start, slash)
+        if (tooLong(name)) return ENAMETOOLONG
+        const next = inode.entries.get(name)
+        if (!next) return ENOENT
+        inode = next
+      }
+      start = slash + 1
     }
     return inode
   }
 
   private lookupParent (path: string): ParentAndName | Errno {
-    const names = components(path)
-    const name = names.pop()
-    if (name === undefined) return EBUSY // the root itself
-    if (Buffer.byteLength(name) > NAME_MAX) return ENAMETOOLONG
-    const dir = this.lookup('/' + names.join('/'))
+    let end = path.length
+    while (end > 0 && path[end - 1] === '/') end--
+    if (end === 0) return EBUSY // the root itself
+    const slash = path.lastIndexOf('/', end - 1)
+    const name = path.slice(slash + 1, end)
+    if (tooLong(name)) return ENAMETOOLONG
+    const dir = this.lookup(slash <= 0 ? '/' : path.slice(0, slash))
     if (isErrno(dir)) return dir
     if (!dir.entries) return ENOTDIR
     return { dir, name }
+  }
+
+  /** Forgets the cached lookup of a name that goes away; a directory's takes its descendants' with it. */
+  private dropDentry (path: string, inode: Inode): void {
+    if (inode.isDir()) this.dcache.clear()
+    else this.dcache.delete(canonical(path))
   }
 
   /** The inode's path from the mount root, or null once it has no name (unlinked but still open). Found
@@ -230,6 +263,7 @@ export class Superblock {
     if (!inode) return ENOENT
     if (!inode.entries) return ENOTDIR
     if (inode.entries.size > 0) return ENOTEMPTY
+    this.dropDentry(path, inode)
     this.removeEntry(pn.dir, pn.name, inode)
     return 0
   }
@@ -283,6 +317,7 @@ export class Superblock {
     const inode = pn.dir.entries!.get(pn.name)
     if (!inode) return ENOENT
     if (inode.isDir()) return EISDIR
+    this.dropDentry(path, inode)
     this.removeEntry(pn.dir, pn.name, inode)
     return 0
   }
@@ -300,8 +335,10 @@ export class Superblock {
     if (target) {
       const refused = this.checkReplace(inode, target)
       if (refused) return refused
+      this.dropDentry(to, target)
       this.removeEntry(dst.dir, dst.name, target)
     }
+    this.dropDentry(from, inode)
     src.dir.entries!.delete(src.name)
     dst.dir.entries!.set(dst.name, inode)
     if (inode.isDir() && src.dir !== dst.dir) {
@@ -478,6 +515,18 @@ export class Superblock {
   }
 }
 
-function components (path: string): string[] {
-  return path.split('/').filter(name => name.length > 0)
+/** A name of more than NAME_MAX bytes. UTF-8 takes at most 3 bytes per UTF-16 unit, so short names skip
+ *  the count. */
+function tooLong (name: string): boolean {
+  return name.length * 3 > NAME_MAX && Buffer.byteLength(name) > NAME_MAX
+}
+
+/** The form FUSE passes paths in, the only one the dentry cache keeps: '/', or '/a/b' without empty names. */
+function isCanonical (path: string): boolean {
+  if (path === '/') return true
+  return path[0] === '/' && path[path.length - 1] !== '/' && !path.includes('//')
+}
+
+function canonical (path: string): string {
+  return '/' + path.split('/').filter(name => name.length > 0).join('/')
 }

@@ -50,8 +50,7 @@ export class FuseAdapter {
   ) {}
 
   private cred (): Cred {
-    const ctx = this.caller()
-    return ctx ? { uid: ctx.uid, gid: ctx.gid } : ROOT_CRED
+    return credOf(this.caller())
   }
 
   private callerPid (): number {
@@ -197,7 +196,8 @@ export class FuseAdapter {
 
   private create (path: string, mode: number, cb: Reply<number>): void {
     if (isControl(path)) return cb(EPERM)
-    const fh = this.sb.create(path, mode, 0, this.cred(), this.callerPid())
+    const ctx = this.caller() // one native call for both the identity and the opener
+    const fh = this.sb.create(path, mode, 0, credOf(ctx), ctx?.pid ?? 0)
     if (isErrno(fh)) return cb(fh)
     cb(0, fh)
   }
@@ -338,6 +338,10 @@ export class FuseAdapter {
     handle.cursor = 0
     return result.errno || len
   }
+}
+
+function credOf (ctx: Fuse.FuseContext | null): Cred {
+  return ctx ? { uid: ctx.uid, gid: ctx.gid } : ROOT_CRED
 }
 
 function isControl (path: string): boolean {

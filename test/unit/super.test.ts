@@ -116,6 +116,86 @@ describe('Superblock', () => {
     it('counts bytes, not characters, against NAME_MAX', () => {
       const name = '\u00e9'.repeat(128) // 256 bytes in UTF-8, 128 characters
       expect(sb.mkdir('/' + name, 0o755)).to.equal(ENAMETOOLONG)
+      expect(sb.mkdir('/' + '\u20ac'.repeat(86), 0o755)).to.equal(ENAMETOOLONG) // 258 bytes, 86 characters
+      expect(sb.mkdir('/' + '\u20ac'.repeat(85), 0o755)).to.equal(0) // 255 bytes
+    })
+
+    // Every case below looks the path up first, so that a stale cached lookup would be returned.
+    describe('after the names change (the dentry cache)', () => {
+      it('an unlinked name is gone, and a new file under it is the new inode', () => {
+        const old = touch(sb, '/f')
+        expect(get(sb, '/f')).to.equal(old)
+        expect(sb.unlink('/f')).to.equal(0)
+        expect(sb.lookup('/f')).to.equal(ENOENT)
+        const fresh = touch(sb, '/f')
+        expect(get(sb, '/f')).to.equal(fresh).and.not.equal(old)
+      })
+
+      it('unlink by a path with extra slashes forgets the plain path too', () => {
+        expect(sb.mkdir('/d', 0o755)).to.equal(0)
+        const old = touch(sb, '/d/f')
+        expect(get(sb, '/d/f')).to.equal(old)
+        expect(sb.unlink('//d//f/')).to.equal(0)
+        expect(sb.lookup('/d/f')).to.equal(ENOENT)
+        const fresh = touch(sb, '/d/f')
+        expect(get(sb, '/d/f')).to.equal(fresh).and.not.equal(old)
+      })
+
+      it('a renamed directory takes its descendants\' paths with it', () => {
+        expect(sb.mkdir('/a', 0o755)).to.equal(0)
+        expect(sb.mkdir('/a/b', 0o755)).to.equal(0)
+        const f = touch(sb, '/a/b/f')
+        expect(get(sb, '/a/b/f')).to.equal(f)
+        expect(sb.rename('/a', '/z')).to.equal(0)
+        expect(sb.lookup('/a/b/f')).to.equal(ENOENT)
+        expect(sb.lookup('/a/b')).to.equal(ENOENT)
+        expect(get(sb, '/z/b/f')).to.equal(f)
+      })
+
+      it('a file renamed over another: the old name is gone, the new one is the moved inode', () => {
+        const a = touch(sb, '/a')
+        const b = touch(sb, '/b')
+        expect(get(sb, '/a')).to.equal(a)
+        expect(get(sb, '/b')).to.equal(b)
+        expect(sb.rename('/a', '/b')).to.equal(0)
+        expect(sb.lookup('/a')).to.equal(ENOENT)
+        expect(get(sb, '/b')).to.equal(a)
+      })
+
+      it('a directory removed and made again is the new directory; its old children stay gone', () => {
+        expect(sb.mkdir('/d', 0o755)).to.equal(0)
+        touch(sb, '/d/f')
+        expect(get(sb, '/d/f').isReg()).to.equal(true)
+        expect(sb.unlink('/d/f')).to.equal(0)
+        const old = get(sb, '/d')
+        expect(sb.rmdir('/d')).to.equal(0)
+        expect(sb.lookup('/d')).to.equal(ENOENT)
+        expect(sb.mkdir('/d', 0o755)).to.equal(0)
+        expect(get(sb, '/d')).to.not.equal(old)
+        expect(sb.lookup('/d/f')).to.equal(ENOENT)
+      })
+
+      it('one of two hard links unlinked: the other still finds the inode', () => {
+        const f = touch(sb, '/x')
+        expect(sb.link('/x', '/y')).to.equal(0)
+        expect(get(sb, '/x')).to.equal(f)
+        expect(get(sb, '/y')).to.equal(f)
+        expect(sb.unlink('/x')).to.equal(0)
+        expect(sb.lookup('/x')).to.equal(ENOENT)
+        expect(get(sb, '/y')).to.equal(f)
+      })
+
+      it('a directory renamed over an empty one: paths under either are looked up afresh', () => {
+        expect(sb.mkdir('/src', 0o755)).to.equal(0)
+        expect(sb.mkdir('/dst', 0o755)).to.equal(0)
+        const f = touch(sb, '/src/f')
+        const dst = get(sb, '/dst')
+        expect(get(sb, '/src/f')).to.equal(f)
+        expect(sb.rename('/src', '/dst')).to.equal(0)
+        expect(get(sb, '/dst')).to.not.equal(dst)
+        expect(get(sb, '/dst/f')).to.equal(f)
+        expect(sb.lookup('/src/f')).to.equal(ENOENT)
+      })
     })
   })
 
