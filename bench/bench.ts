@@ -3,8 +3,9 @@
 // each figure measured on every system in turn (the order rotating from one repetition to the next).
 // Prints Markdown tables with medians, min–max, ratios and the issue's targets, and writes the raw samples
 // as JSON to bench-results/. `--quick` is a smoke run of a few seconds; `--reps N` repeats every figure N
-// times (default 5: single runs on a small VM vary by tens of per cent); `--nouser-xattr` runs dmemfs with
-// -o nouser_xattr and tuned without xattrs (what xattrs cost); `--out FILE` names the JSON file.
+// times (default 7: single runs on a small VM vary by tens of per cent, now and then by half);
+// `--nouser-xattr` runs dmemfs with -o nouser_xattr and tuned without xattrs (what xattrs cost);
+// `--only seq,files,cp,tar,mce,pool` runs only those phases; `--out FILE` names the JSON file.
 
 import { ChildProcess, spawn, spawnSync } from 'child_process'
 import * as crypto from 'crypto'
@@ -28,7 +29,7 @@ interface Config {
 }
 
 const FULL: Config = {
-  reps: 5, seqMiB: 256, fioSeconds: 3, files: 5000, treeFiles: 3000, idle: 1000, mceSamples: 15,
+  reps: 7, seqMiB: 256, fioSeconds: 3, files: 5000, treeFiles: 3000, idle: 1000, mceSamples: 15,
   pool: '64G', poolWriteMiB: 1024, poolReps: 5
 }
 const QUICK: Config = {
@@ -130,7 +131,10 @@ class Bench {
   readonly figs: Figure[]
   private readonly byId: Map<string, Figure>
 
-  constructor (readonly cfg: Config, readonly tree: string, readonly tarball: string, readonly extra: string[]) {
+  constructor (
+    readonly cfg: Config, readonly tree: string, readonly tarball: string, readonly extra: string[],
+    readonly only: Set<Phase> | null
+  ) {
     this.figs = figures(cfg)
     this.byId = new Map(this.figs.map(f => [f.id, f]))
   }
@@ -199,7 +203,8 @@ class Bench {
 
   /** Every compared figure once on every system, in the given order. */
   round (order: System[], rep: number): void {
-    const each = (what: string, fn: (sys: System) => void) => {
+    const each = (what: string, fn: (sys: System) => void, phase: Phase = 'seq') => {
+      if (!this.runs(phase)) return
       progress(`run ${rep + 1}/${this.cfg.reps}: ${what} (${order.map(s => s.name).join(', ')})`)
       for (const sys of order) fn(sys)
     }
@@ -208,9 +213,18 @@ class Bench {
     each('random reads, 1 job', sys => this.randRead(sys, 1))
     each('random reads, 4 jobs', sys => this.randRead(sys, 4))
     for (const sys of order) this.removeSeq(sys)
-    each('create and unlink', sys => this.manyFiles(sys))
-    each('cp -r', sys => this.copyTree(sys))
-    each('tar x', sys => this.untarTree(sys))
+    each('create and unlink', sys => this.manyFiles(sys), 'files')
+    each('cp -r', sys => this.copyTree(sys), 'cp')
+    each('tar x', sys => this.untarTree(sys), 'tar')
+  }
+
+  runs (phase: Phase): boolean {
+    return this.only === null || this.only.has(phase)
+  }
+
+  /** The figures measured: all of them, or with --only those of the phases run. */
+  measured (): Figure[] {
+    return this.figs.filter(f => Object.keys(f.samples).length > 0 || this.only === null)
   }
 
   /** The memory-failure report: PFNs of a file another process holds open, one per sample, each written
@@ -310,24 +324,33 @@ interface Args {
   out: string | null
   reps: number | null
   noUserXattr: boolean // dmemfs -o nouser_xattr, and tuned without xattrs
+  only: Set<Phase> | null // run only these phases
 }
+
+// The phases --only can pick, each a group of figures measured together.
+const PHASES = ['seq', 'files', 'cp', 'tar', 'mce', 'pool'] as const
+type Phase = typeof PHASES[number]
 
 function parseArgs (argv: string[]): Args {
   let quick = false
   let out: string | null = null
   let reps: number | null = null
   let noUserXattr = false
+  let only: Set<Phase> | null = null
   for (let i = 0; i < argv.length; i++) {
     if (argv[i] === '--quick') quick = true
     else if (argv[i] === '--nouser-xattr') noUserXattr = true
+    else if (argv[i] === '--only' && (argv[i + 1] ?? '').split(',').every(p => (PHASES as readonly string[]).includes(p))) {
+      only = new Set(argv[++i].split(',') as Phase[])
+    }
     else if (argv[i] === '--out' && i + 1 < argv.length) out = path.resolve(argv[++i])
     else if (argv[i] === '--reps' && /^[1-9]\d*$/.test(argv[i + 1] ?? '')) reps = Number(argv[++i])
     else {
-      process.stderr.write('usage: npm run bench [-- [--quick] [--reps N] [--nouser-xattr] [--out FILE.json]]\n')
+      process.stderr.write(`usage: npm run bench [-- [--quick] [--reps N] [--nouser-xattr] [--only ${PHASES.join(',')}] [--out FILE.json]]\n`)
       process.exit(2)
     }
   }
-  return { quick, out, reps, noUserXattr }
+  return { quick, out, reps, noUserXattr, only }
 }
 
 async function main (): Promise<void> {
@@ -349,7 +372,7 @@ async function main (): Promise<void> {
   // The tree's source lives on a tmpfs of its own, so that drop_caches does not send cp and tar to the disk.
   const data = await mount('tmpfs', '', 'data')
   const { tree, tarball } = makeTree(data.mnt, cfg.treeFiles)
-  const bench = new Bench(cfg, tree, tarball, args.noUserXattr ? ['nouser_xattr'] : [])
+  const bench = new Bench(cfg, tree, tarball, args.noUserXattr ? ['nouser_xattr'] : [], args.only)
   const systems: System[] = []
   try {
     const xattrOption = args.noUserXattr ? 'nouser_xattr' : ''
@@ -357,20 +380,22 @@ async function main (): Promise<void> {
     for (let rep = 0; rep < cfg.reps; rep++) {
       bench.round(systems.map((_, i) => systems[(i + rep) % systems.length]), rep)
     }
-    await bench.mce(systems[0])
+    if (bench.runs('mce')) await bench.mce(systems[0])
     for (const sys of systems) await unmount(sys)
     systems.length = 0
-    for (let rep = 0; rep < cfg.poolReps; rep++) await bench.pool(rep)
+    for (let rep = 0; rep < cfg.poolReps && bench.runs('pool'); rep++) await bench.pool(rep)
   } finally {
     for (const sys of systems) await unmount(sys)
     await unmount(data)
   }
 
-  const ts = targets(bench.figs, { writtenMiB: cfg.poolWriteMiB })
+  const figs = bench.measured()
+  const ts = targets(figs, { writtenMiB: cfg.poolWriteMiB })
   const meta = {
     date: started.toISOString(),
     quick: args.quick,
     nouserXattr: args.noUserXattr,
+    only: args.only ? [...args.only] : null,
     config: cfg,
     host: { kernel: os.release(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '', memMiB: Math.round(os.totalmem() / 2 ** 20) },
     node: process.version,
@@ -378,7 +403,7 @@ async function main (): Promise<void> {
   }
   const out = args.out ?? path.join(ROOT, 'bench-results', `${started.toISOString().replace(/[:.]/g, '-')}.json`)
   fs.mkdirSync(path.dirname(out), { recursive: true })
-  fs.writeFileSync(out, JSON.stringify(toJson(bench.figs, ts, meta), null, 2) + '\n')
+  fs.writeFileSync(out, JSON.stringify(toJson(figs, ts, meta), null, 2) + '\n')
 
   const passed = ts.filter(t => t.pass).length
   process.stdout.write([
@@ -386,7 +411,7 @@ async function main (): Promise<void> {
       (args.noUserXattr ? ', dmemfs -o nouser_xattr and tuned without xattrs' : '') +
       (args.quick ? ' (quick smoke run: sizes too small for the targets to mean anything)' : ''),
     '',
-    render(bench.figs, ts),
+    render(figs, ts),
     '',
     `targets: ${passed} of ${ts.length} pass`,
     `results: ${out.startsWith(process.cwd() + path.sep) ? path.relative(process.cwd(), out) : out}`,
