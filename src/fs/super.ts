@@ -528,5 +528,6 @@ function isCanonical (path: string): boolean {
 }
 
 function canonical (path: string): string {
+  if (isCanonical(path)) return path
   return '/' + path.split('/').filter(name => name.length > 0).join('/')
 }
