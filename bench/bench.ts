@@ -29,7 +29,7 @@ interface Config {
 }
 
 const FULL: Config = {
-  reps: 7, seqMiB: 256, fioSeconds: 3, files: 5000, treeFiles: 3000, idle: 1000, mceSamples: 15,
+  reps: 7, seqMiB: 256, fioSeconds: 5, files: 5000, treeFiles: 3000, idle: 1000, mceSamples: 15,
   pool: '64G', poolWriteMiB: 1024, poolReps: 5
 }
 const QUICK: Config = {
