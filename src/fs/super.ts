@@ -26,8 +26,10 @@ const ID_UNCHANGED = 0xffffffff
 const S_IXGRP = 0o010
 // Reverse-map and dpage-table indices are 32-bit.
 const MAX_FILE_DPAGES = 2 ** 32
-// Cached lookups kept before the dentry cache starts over: bounds its memory with many files.
+// The dentry cache starts over past this many entries or characters of path: with many files or deep
+// trees it stays within a few tens of MiB.
 const DCACHE_MAX = 1 << 16
+const DCACHE_CHARS_MAX = 1 << 22
 
 export interface SuperOptions {
   rootMode: number // permission bits of the root directory
@@ -70,6 +72,7 @@ export class Superblock {
   // does (unlink, rmdir, rename); when a directory's name goes, the whole cache does, since every path
   // under it changes. Creating names invalidates nothing: failed lookups are not cached.
   private readonly dcache = new Map<string, Inode>()
+  private dcacheChars = 0
   private nextIno = ROOT_INO
   private nextFh = 1
 
@@ -117,11 +120,19 @@ export class Superblock {
     const cached = this.dcache.get(path)
     if (cached) return cached
     const found = this.walk(path)
-    if (!isErrno(found) && isCanonical(path)) {
-      if (this.dcache.size >= DCACHE_MAX) this.dcache.clear()
-      this.dcache.set(path, found)
-    }
+    if (!isErrno(found) && isCanonical(path)) this.cacheDentry(path, found)
     return found
+  }
+
+  private cacheDentry (path: string, inode: Inode): void {
+    if (this.dcache.size >= DCACHE_MAX || this.dcacheChars + path.length > DCACHE_CHARS_MAX) this.clearDentries()
+    this.dcache.set(path, inode)
+    this.dcacheChars += path.length
+  }
+
+  private clearDentries (): void {
+    this.dcache.clear()
+    this.dcacheChars = 0
   }
 
   private walk (path: string): Inode | Errno {
@@ -157,8 +168,9 @@ export class Superblock {
 
   /** Forgets the cached lookup of a name that goes away; a directory's takes its descendants' with it. */
   private dropDentry (path: string, inode: Inode): void {
-    if (inode.isDir()) this.dcache.clear()
-    else this.dcache.delete(canonical(path))
+    if (inode.isDir()) return this.clearDentries()
+    const key = canonical(path)
+    if (this.dcache.delete(key)) this.dcacheChars -= key.length
   }
 
   /** The inode's path from the mount root, or null once it has no name (unlinked but still open). Found

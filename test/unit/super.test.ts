@@ -185,6 +185,20 @@ describe('Superblock', () => {
         expect(get(sb, '/y')).to.equal(f)
       })
 
+      it('keeps answering right after it starts over (more path characters than it keeps)', () => {
+        let dir = ''
+        for (let depth = 0; depth < 8; depth++) {
+          dir += '/' + String(depth).repeat(250)
+          expect(sb.mkdir(dir, 0o755)).to.equal(0)
+        }
+        const files = Array.from({ length: 2500 }, (_, i) => touch(sb, `${dir}/f${i}`)) // 5 M characters
+        for (let i = 0; i < files.length; i++) expect(get(sb, `${dir}/f${i}`)).to.equal(files[i])
+        for (let i = 0; i < files.length; i += 2) expect(sb.unlink(`${dir}/f${i}`)).to.equal(0)
+        for (let i = 0; i < files.length; i++) {
+          expect(sb.lookup(`${dir}/f${i}`)).to.equal(i % 2 ? files[i] : ENOENT)
+        }
+      })
+
       it('a directory renamed over an empty one: paths under either are looked up afresh', () => {
         expect(sb.mkdir('/src', 0o755)).to.equal(0)
         expect(sb.mkdir('/dst', 0o755)).to.equal(0)
