@@ -2,9 +2,13 @@
 // Map of path -> entry, with just enough operations for dd, fio, cp -r and tar x. It measures what any
 // fuse-native filesystem pays, so that the benchmark can tell dmemfs's own costs apart.
 //
-//   node dist/bench/baseline.js MOUNTPOINT naive|tuned
+//   node dist/bench/baseline.js MOUNTPOINT naive|tuned [nouser_xattr]
 //
-// naive mounts with fuse-native's defaults; tuned with the libfuse options dmemfs uses (src/fuse/mount.ts).
+// naive mounts with fuse-native's default options and has no extended attributes. tuned mirrors dmemfs's
+// interface: the libfuse options dmemfs uses (src/fuse/mount.ts) and, unless `nouser_xattr` is given (as
+// dmemfs's option of that name), user xattrs. The set of operations decides what the kernel sends: a
+// filesystem with getxattr is asked for security.capability before every write(), one round trip any
+// fuse-native filesystem with xattrs pays, so tuned pays it too.
 // Prints one line once mounted; SIGINT/SIGTERM unmount (umount -l: no fusermount needed) and exit.
 
 import { execFileSync } from 'child_process'

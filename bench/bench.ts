@@ -2,17 +2,19 @@
 // `naive` and `tuned` (bench/baseline.ts) and against tmpfs, all mounted at once on temporary directories,
 // each figure measured on every system in turn (the order rotating from one repetition to the next).
 // Prints Markdown tables with medians, min–max, ratios and the issue's targets, and writes the raw samples
-// as JSON to bench-results/. `--quick` is a smoke run of a few seconds; `--reps N` repeats every figure N
-// times (default 7: single runs on a small VM vary by tens of per cent, now and then by half);
+// as JSON to bench-results/. `--quick` is a smoke run of a few seconds; `--reps N` repeats every compared
+// figure and the pool figures N times (default 7 and 5: single runs on a small VM vary by tens of per cent,
+// now and then by half);
 // `--nouser-xattr` runs dmemfs with -o nouser_xattr and tuned without xattrs (what xattrs cost);
-// `--only seq,files,cp,tar,mce,pool` runs only those phases; `--out FILE` names the JSON file.
+// `--only seq,files,cp,tar,mce,pool,core` runs only those phases; `--out FILE` names the JSON file.
 
 import { ChildProcess, spawn, spawnSync } from 'child_process'
 import * as crypto from 'crypto'
 import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
-import { Figure, render, SYSTEMS, targets, toJson } from './report'
+import { CoreFigure, measureCore } from './core'
+import { Figure, render, renderCore, SYSTEMS, targets, toJson } from './report'
 import { mount, ROOT, run, startIdle, stopIdle, System, SystemName, teardownSync, unmount, work } from './systems'
 
 interface Config {
@@ -26,15 +28,17 @@ interface Config {
   pool: string // the dmem= of the pool figure
   poolWriteMiB: number
   poolReps: number
+  coreMiB: number // the file of the in-process core figures
+  coreCalls: number
 }
 
 const FULL: Config = {
   reps: 7, seqMiB: 256, fioSeconds: 5, files: 5000, treeFiles: 3000, idle: 1000, mceSamples: 15,
-  pool: '64G', poolWriteMiB: 1024, poolReps: 5
+  pool: '64G', poolWriteMiB: 1024, poolReps: 5, coreMiB: 256, coreCalls: 200000
 }
 const QUICK: Config = {
   reps: 1, seqMiB: 8, fioSeconds: 0.3, files: 200, treeFiles: 100, idle: 20, mceSamples: 3,
-  pool: '256M', poolWriteMiB: 16, poolReps: 1
+  pool: '256M', poolWriteMiB: 16, poolReps: 1, coreMiB: 16, coreCalls: 5000
 }
 
 // One process creates, writes and closes every file, then unlinks them all: the filesystem's rate, not
@@ -203,15 +207,15 @@ class Bench {
 
   /** Every compared figure once on every system, in the given order. */
   round (order: System[], rep: number): void {
-    const each = (what: string, fn: (sys: System) => void, phase: Phase = 'seq') => {
+    const each = (what: string, fn: (sys: System) => void, phase: Phase) => {
       if (!this.runs(phase)) return
       progress(`run ${rep + 1}/${this.cfg.reps}: ${what} (${order.map(s => s.name).join(', ')})`)
       for (const sys of order) fn(sys)
     }
-    each('sequential write and overwrite', sys => this.seqWrite(sys))
-    each('sequential read', sys => this.seqRead(sys))
-    each('random reads, 1 job', sys => this.randRead(sys, 1))
-    each('random reads, 4 jobs', sys => this.randRead(sys, 4))
+    each('sequential write and overwrite', sys => this.seqWrite(sys), 'seq')
+    each('sequential read', sys => this.seqRead(sys), 'seq')
+    each('random reads, 1 job', sys => this.randRead(sys, 1), 'seq')
+    each('random reads, 4 jobs', sys => this.randRead(sys, 4), 'seq')
     for (const sys of order) this.removeSeq(sys)
     each('create and unlink', sys => this.manyFiles(sys), 'files')
     each('cp -r', sys => this.copyTree(sys), 'cp')
@@ -328,7 +332,7 @@ interface Args {
 }
 
 // The phases --only can pick, each a group of figures measured together.
-const PHASES = ['seq', 'files', 'cp', 'tar', 'mce', 'pool'] as const
+const PHASES = ['seq', 'files', 'cp', 'tar', 'mce', 'pool', 'core'] as const
 type Phase = typeof PHASES[number]
 
 function parseArgs (argv: string[]): Args {
@@ -365,7 +369,7 @@ async function main (): Promise<void> {
       process.exit(code)
     })
   }
-  const fio = ensureFio()
+  const fio = args.only && !args.only.has('seq') ? 'fio not used' : ensureFio()
   const started = new Date()
   progress(`work directory ${work()}; ${args.quick ? 'quick smoke run' : 'full run'}`)
 
@@ -374,6 +378,7 @@ async function main (): Promise<void> {
   const { tree, tarball } = makeTree(data.mnt, cfg.treeFiles)
   const bench = new Bench(cfg, tree, tarball, args.noUserXattr ? ['nouser_xattr'] : [], args.only)
   const systems: System[] = []
+  let core: CoreFigure[] = []
   try {
     const xattrOption = args.noUserXattr ? 'nouser_xattr' : ''
     for (const name of SYSTEMS) systems.push(await mount(name, name === 'dmemfs' || name === 'tuned' ? xattrOption : ''))
@@ -383,6 +388,10 @@ async function main (): Promise<void> {
     if (bench.runs('mce')) await bench.mce(systems[0])
     for (const sys of systems) await unmount(sys)
     systems.length = 0
+    if (bench.runs('core')) {
+      progress(`dmemfs's core in-process: ${cfg.coreCalls} reads and writes`)
+      core = measureCore(cfg.coreMiB, cfg.coreCalls)
+    }
     for (let rep = 0; rep < cfg.poolReps && bench.runs('pool'); rep++) await bench.pool(rep)
   } finally {
     for (const sys of systems) await unmount(sys)
@@ -403,7 +412,7 @@ async function main (): Promise<void> {
   }
   const out = args.out ?? path.join(ROOT, 'bench-results', `${started.toISOString().replace(/[:.]/g, '-')}.json`)
   fs.mkdirSync(path.dirname(out), { recursive: true })
-  fs.writeFileSync(out, JSON.stringify(toJson(figs, ts, meta), null, 2) + '\n')
+  fs.writeFileSync(out, JSON.stringify({ ...(toJson(figs, ts, meta) as object), core }, null, 2) + '\n')
 
   const passed = ts.filter(t => t.pass).length
   process.stdout.write([
@@ -411,7 +420,7 @@ async function main (): Promise<void> {
       (args.noUserXattr ? ', dmemfs -o nouser_xattr and tuned without xattrs' : '') +
       (args.quick ? ' (quick smoke run: sizes too small for the targets to mean anything)' : ''),
     '',
-    render(figs, ts),
+    ...[render(figs, ts), core.length ? renderCore(core) : ''].filter(part => part).join('\n\n').split('\n'),
     '',
     `targets: ${passed} of ${ts.length} pass`,
     `results: ${out.startsWith(process.cwd() + path.sep) ? path.relative(process.cwd(), out) : out}`,

@@ -1,6 +1,7 @@
 // The benchmark's figures, their statistics and targets (issue 6), the printed tables (Markdown, so they can
 // go into the README as they are) and the JSON written for comparing runs.
 
+import { CoreFigure } from './core'
 import { SystemName } from './systems'
 
 export const SYSTEMS: SystemName[] = ['dmemfs', 'tuned', 'naive', 'tmpfs']
@@ -108,20 +109,24 @@ export function render (figures: Figure[], ts: Target[]): string {
     const t = forFig(f).find(t => t.what.startsWith(`dmemfs/${other}`))
     return r === null ? '–' : `${r.toPrecision(3)}${t ? (t.pass ? ' PASS' : ' FAIL') : ''}`
   }
-  return [
-    'Median (min–max) of each figure; higher is faster.',
-    '',
-    table(['figure', 'unit', ...SYSTEMS], compared.map(f => [f.label, f.unit, ...SYSTEMS.map(s => cell(f.samples[s]))])),
-    '',
-    'dmemfs / each other system (ratio of medians; targets: >= 0.9 of tuned, sequential writes >= 8 of naive).',
-    '',
-    table(['figure', 'dmemfs/tuned', 'dmemfs/naive', 'dmemfs/tmpfs'],
-      compared.map(f => [f.label, ratioCell(f, 'tuned'), ratioCell(f, 'naive'), ratioCell(f, 'tmpfs')])),
-    '',
-    'dmemfs alone.',
-    '',
-    table(['figure', 'unit', 'dmemfs', 'target'], own.map(f => [f.label, f.unit, cell(f.samples.dmemfs), mark(forFig(f))]))
-  ].join('\n')
+  const parts: string[] = []
+  if (compared.length > 0) {
+    parts.push(
+      'Median (min–max) of each figure; higher is faster.',
+      '',
+      table(['figure', 'unit', ...SYSTEMS], compared.map(f => [f.label, f.unit, ...SYSTEMS.map(s => cell(f.samples[s]))])),
+      '',
+      'dmemfs / each other system (ratio of medians; targets: >= 0.9 of tuned, sequential writes >= 8 of naive).',
+      '',
+      table(['figure', 'dmemfs/tuned', 'dmemfs/naive', 'dmemfs/tmpfs'],
+        compared.map(f => [f.label, ratioCell(f, 'tuned'), ratioCell(f, 'naive'), ratioCell(f, 'tmpfs')])))
+  }
+  if (own.length > 0) {
+    if (parts.length > 0) parts.push('')
+    parts.push('dmemfs alone.', '',
+      table(['figure', 'unit', 'dmemfs', 'target'], own.map(f => [f.label, f.unit, cell(f.samples.dmemfs), mark(forFig(f))])))
+  }
+  return parts.join('\n')
 }
 
 /** The JSON written for each run: raw samples and their statistics, ratios and targets. */
@@ -139,4 +144,14 @@ export function toJson (figures: Figure[], ts: Target[], meta: Record<string, un
     targets: ts,
     pass: ts.every(t => t.pass)
   }
+}
+
+/** The in-process figures: what dmemfs's data path adds to a bare Buffer copy, per call. */
+export function renderCore (core: CoreFigure[]): string {
+  return [
+    'dmemfs\'s core alone, in this process (no FUSE): microseconds per call.',
+    '',
+    table(['operation', 'dmemfs', 'Buffer copy', 'added'],
+      core.map(c => [c.label, num(c.dmemfsUs), num(c.copyUs), num(c.dmemfsUs - c.copyUs)]))
+  ].join('\n')
 }

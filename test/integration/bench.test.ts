@@ -93,12 +93,36 @@ describe('npm run bench -- --quick', function () {
       expect(Object.keys(report.figures[id].ratios!)).to.have.members(['dmemfs/tuned', 'dmemfs/naive', 'dmemfs/tmpfs'])
     }
     for (const id of DMEMFS_ONLY) positive(id, 'dmemfs')
+    const core = (report as Report & { core: Array<{ label: string, dmemfsUs: number, copyUs: number }> }).core
+    expect(core.map(c => c.label)).to.have.length(2)
+    for (const c of core) expect([c.dmemfsUs, c.copyUs]).to.satisfy((xs: number[]) => xs.every(x => x > 0))
+    expect(r.stdout).to.include('dmemfs\'s core alone')
     expect(report.targets.length).to.be.above(COMPARED.length)
 
     const id = path.basename(workDir)
     expect(leftoverMounts(id)).to.deep.equal([])
     expect(leftoverProcesses(id)).to.deep.equal([])
     expect(fs.existsSync(workDir)).to.equal(false)
+  })
+
+  it('--only files --nouser-xattr: measures create and unlink alone, with xattrs off on both sides', function () {
+    const out = path.join(tempDir(), 'result.json')
+    const r = spawnSync(process.execPath, [BENCH, '--quick', '--only', 'files', '--nouser-xattr', '--out', out], {
+      cwd: ROOT, encoding: 'utf8', timeout: 60000, env: { ...process.env, LD_LIBRARY_PATH: undefined }
+    })
+    workDir = /work directory (\S+)/.exec(r.stderr)?.[1] ?? workDir
+    expect(r.status, `bench exited ${r.status} (${r.signal ?? ''}):\n${r.stderr}`).to.equal(0)
+    expect(r.stdout).to.include('dmemfs -o nouser_xattr and tuned without xattrs')
+    const report = JSON.parse(fs.readFileSync(out, 'utf8')) as Report & { only: string[], nouserXattr: boolean }
+    expect(Object.keys(report.figures)).to.have.members(['create', 'unlink'])
+    expect(report.only).to.deep.equal(['files'])
+    expect(report.nouserXattr).to.equal(true)
+  })
+
+  it('refuses an unknown phase with its usage line', function () {
+    const r = spawnSync(process.execPath, [BENCH, '--only', 'nope'], { cwd: ROOT, encoding: 'utf8', timeout: 10000 })
+    expect(r.status).to.equal(2)
+    expect(r.stderr).to.match(/^usage: npm run bench .*--only seq,files,cp,tar,mce,pool/)
   })
 })
 
@@ -132,9 +156,15 @@ except OSError as e:
     teardownSync()
   })
 
-  it('tuned has user xattrs as dmemfs does, not with nouser_xattr; naive has none', async function () {
+  it('tuned has user xattrs as dmemfs does', async function () {
     expect(await xattrs('tuned')).to.equal('v user.k')
+  })
+
+  it('tuned has none with nouser_xattr', async function () {
     expect(await xattrs('tuned', 'nouser_xattr')).to.equal('errno 95') // EOPNOTSUPP: libfuse's ENOSYS
+  })
+
+  it('naive has none', async function () {
     expect(await xattrs('naive')).to.equal('errno 95')
   })
 })
