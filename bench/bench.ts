@@ -136,7 +136,7 @@ class Bench {
   private readonly byId: Map<string, Figure>
 
   constructor (
-    readonly cfg: Config, readonly tree: string, readonly tarball: string, readonly extra: string[],
+    readonly cfg: Config, readonly tree: string, readonly tarball: string, readonly xattrOption: string,
     readonly only: Set<Phase> | null
   ) {
     this.figs = figures(cfg)
@@ -261,7 +261,7 @@ class Bench {
   /** Mount time and daemon RSS of an empty pool, then the first write into it and the RSS after. */
   async pool (rep: number): Promise<void> {
     progress(`pool dmem=${this.cfg.pool}: mount, write ${this.cfg.poolWriteMiB} MiB (${rep + 1}/${this.cfg.poolReps})`)
-    const sys = await mount('dmemfs', [`dmem=${this.cfg.pool}`, ...this.extra].join(','), `pool${rep}`)
+    const sys = await mount('dmemfs', [`dmem=${this.cfg.pool}`, this.xattrOption].filter(o => o).join(','), `pool${rep}`)
     try {
       const pid = sys.proc!.pid! // bin/dmemfs execs node: the spawned pid is the daemon's
       this.add('pool_mount', 'dmemfs', sys.mountMs)
@@ -376,11 +376,12 @@ async function main (): Promise<void> {
   // The tree's source lives on a tmpfs of its own, so that drop_caches does not send cp and tar to the disk.
   const data = await mount('tmpfs', '', 'data')
   const { tree, tarball } = makeTree(data.mnt, cfg.treeFiles)
-  const bench = new Bench(cfg, tree, tarball, args.noUserXattr ? ['nouser_xattr'] : [], args.only)
+  // -o for dmemfs, and the baseline's argument for tuned: both without xattrs, or both with.
+  const xattrOption = args.noUserXattr ? 'nouser_xattr' : ''
+  const bench = new Bench(cfg, tree, tarball, xattrOption, args.only)
   const systems: System[] = []
   let core: CoreFigure[] = []
   try {
-    const xattrOption = args.noUserXattr ? 'nouser_xattr' : ''
     for (const name of SYSTEMS) systems.push(await mount(name, name === 'dmemfs' || name === 'tuned' ? xattrOption : ''))
     for (let rep = 0; rep < cfg.reps; rep++) {
       bench.round(systems.map((_, i) => systems[(i + rep) % systems.length]), rep)
