@@ -10,6 +10,7 @@ import { EarlyKillMode, locatePfn, memoryFailure, MceEnvironment, NOT_DMEM_PFN }
 import { renderReport, reportJson } from '../mce/report'
 import { DmemPool } from '../pool/pool'
 import { Tracer } from '../pool/trace'
+import { RateLimit } from './ratelimit'
 
 export const CONTROL_DIR = '.dmem'
 
@@ -20,7 +21,8 @@ export interface WriteResult {
 
 export interface ControlFile {
   name: string
-  mode: number // permission bits
+  mode: number // permission bits; the files belong to root
+  public?: boolean // readable by every user; all others are root's alone, and every write is root's
   render (): string
   write? (text: string): WriteResult
   truncate? (): void // what opening with O_TRUNC does
@@ -36,17 +38,19 @@ export class ControlDir {
   readonly files = new Map<string, ControlFile>()
   private lastMce = 'no memory failure yet\n'
   private lastUnpoison = 'nothing unpoisoned yet\n'
+  private readonly refusals: RateLimit
 
   constructor (
     readonly sb: Superblock,
     readonly env: MceEnvironment,
     readonly opts: ControlOptions = { earlyKill: 'all', onPoisonChange: () => {} }
   ) {
-    this.add({ name: 'stat', mode: 0o444, render: () => renderStat(sb.pool) })
-    // Physical addresses are for root or the mount's owner, as /proc/PID/pagemap hides PFNs from others.
-    this.add({ name: 'pfns', mode: 0o600, render: () => renderPfns(sb) })
+    this.refusals = new RateLimit(line => env.log(line))
+    this.add({ name: 'stat', mode: 0o444, public: true, render: () => renderStat(sb.pool) })
+    // Physical addresses are root's alone, as /proc/PID/pagemap hides PFNs from other users.
+    this.add({ name: 'pfns', mode: 0o400, render: () => renderPfns(sb) })
     this.add({
-      name: 'map', mode: 0o644, render: () => renderMap(sb.pool, DEFAULT_MAP_CELLS), write: text => this.writeMap(text)
+      name: 'map', mode: 0o644, public: true, render: () => renderMap(sb.pool, DEFAULT_MAP_CELLS), write: text => this.writeMap(text)
     })
     this.add({ name: 'mce', mode: 0o600, render: () => this.lastMce, write: text => this.writeMce(text) })
     this.add({
@@ -82,7 +86,7 @@ export class ControlDir {
 
   private refuse (file: string, message: string): WriteResult {
     const reply = `error: ${message}\n`
-    this.env.log(`dmemfs: .dmem/${file}: ${message}`)
+    this.refusals.print(`dmemfs: .dmem/${file}: ${message}`)
     if (file === 'mce') this.lastMce = reply
     else this.lastUnpoison = reply
     return { errno: EINVAL, reply }

@@ -6,7 +6,7 @@ import { ControlDir, ControlFile, CONTROL_DIR } from '../control/control'
 import { EACCES, EINTR, EINVAL, EIO, ENODATA, ENOENT, EPERM, Errno, isErrno } from '../fs/errno'
 import { signalPending } from '../mce/procfs'
 import { Cred, Inode, ROOT_CRED, S_IFDIR, S_IFREG, Stat } from '../fs/inode'
-import { Superblock } from '../fs/super'
+import { O_ACCMODE, Superblock } from '../fs/super'
 
 type Reply<T> = (err: number, value?: T, extra?: number) => void
 
@@ -21,6 +21,12 @@ const FUSE_HIDDEN = /(^|\/)\.fuse_hidden[0-9a-f]+$/
 // fuse-native's open/create callbacks take a third value once patches/ are applied: FOPEN flags.
 // Control files are direct_io, so every read and write reaches the daemon, as with procfs or debugfs.
 const FOPEN_DIRECT_IO = 1
+const O_RDONLY = 0
+// The size a control file reports when the binding cannot open it direct_io (the prebuilt fallback): the
+// kernel then reads through its page cache up to this size, and a short read sets the true end. With
+// direct_io every read reaches the daemon whatever the size, so the size is 0, as in debugfs and procfs:
+// a stat never renders a file.
+const FALLBACK_CONTROL_SIZE = 1 << 20
 const SIGNAL_POLL_MS = 200
 
 interface ControlHandle {
@@ -36,9 +42,6 @@ interface ControlHandle {
 export class FuseAdapter {
   private readonly hidden = new Map<string, Inode>()
   private readonly controlHandles = new Map<number, ControlHandle>()
-  // The text a control file had when last stat'ed: the kernel sizes its reads by that stat, so the open
-  // that follows must serve the same text.
-  private readonly controlSnapshots = new Map<string, Buffer>()
   private nextControlFh = CONTROL_FH_BASE
 
   constructor (
@@ -186,7 +189,7 @@ export class FuseAdapter {
   // --- open files --------------------------------------------------------------------------------------
 
   private open (path: string, flags: number, cb: Reply<number>): void {
-    if (isControl(path)) return this.controlOpen(path, cb)
+    if (isControl(path)) return this.controlOpen(path, flags, cb)
     const inode = this.resolve(path)
     if (isErrno(inode)) return cb(inode)
     const fh = this.sb.open(inode, flags, this.callerPid())
@@ -224,21 +227,15 @@ export class FuseAdapter {
   }
 
   private truncate (path: string, size: number): number {
-    // `echo PFN > .dmem/mce` opens with O_TRUNC: only a file that says what that means (trace) acts on it.
     const file = this.controlFile(path)
-    if (file) {
-      file.truncate?.()
-      return 0
-    }
+    if (file) return this.controlTruncate(file, size, false)
     return this.withInode(path, inode => this.sb.truncate(inode, size))
   }
 
   private ftruncate (path: string, fh: number, size: number): number {
     if (fh >= CONTROL_FH_BASE) {
-      // Nothing to cut; only a file that says what truncation means (trace) acts on it, as in truncate().
-      // ftruncate(2) (`truncate -s 0 .dmem/trace`) arrives here, with the handle, not in truncate().
-      this.controlHandles.get(fh)?.file.truncate?.()
-      return 0
+      const handle = this.controlHandles.get(fh)
+      return handle ? this.controlTruncate(handle.file, size, true) : EIO
     }
     const handle = this.sb.handle(fh)
     if (!handle) return this.withInode(path, inode => this.sb.truncate(inode, size))
@@ -254,25 +251,50 @@ export class FuseAdapter {
   private controlGetattr (path: string, cb: Reply<Stat>): void {
     const root = this.sb.getattr(this.sb.root)
     if (path === CONTROL_PATH) {
-      return cb(0, controlStat(root, 0, S_IFDIR | 0o755, 2, root.size))
+      return cb(0, controlStat(root, 0, S_IFDIR | 0o755, 2, 0))
     }
     const file = this.controlFile(path)
     if (!file) return cb(ENOENT)
-    const text = Buffer.from(file.render())
-    this.controlSnapshots.set(file.name, text)
     const ino = [...this.control.files.keys()].indexOf(file.name) + 1
-    // Owned by the mount's owner, so mode 0600 means "root or the mount owner only".
-    cb(0, { ...controlStat(root, ino, S_IFREG | file.mode, 1, text.length), uid: root.uid, gid: root.gid })
+    // The patched binding answers for the caller; only it can open control files direct_io.
+    const size = this.caller() ? 0 : FALLBACK_CONTROL_SIZE
+    cb(0, controlStat(root, ino, S_IFREG | file.mode, 1, size))
   }
 
-  private controlOpen (path: string, cb: Reply<number>): void {
+  /** Who may do what with a control file, checked on every request whatever the mount's uid=, mode= and
+   *  allow_other: PFNs and injection are root's alone, as the kernel keeps them behind CAP_SYS_ADMIN. */
+  private controlAccess (file: ControlFile, write: boolean): 0 | Errno {
+    const uid = this.caller()?.uid ?? 0
+    if (write) return uid === 0 ? 0 : EACCES
+    return file.public || uid === 0 ? 0 : EACCES
+  }
+
+  private controlOpen (path: string, flags: number, cb: Reply<number>): void {
     const file = this.controlFile(path)
     if (!file) return cb(path === CONTROL_PATH ? 0 : ENOENT)
-    const text = this.controlSnapshots.get(file.name) ?? Buffer.from(file.render())
-    this.controlSnapshots.delete(file.name)
+    const write = (flags & O_ACCMODE) !== O_RDONLY
+    if (write && !file.write && !file.truncate) return cb(EACCES) // read-only, even for root
+    const denied = this.controlAccess(file, write)
+    if (denied) return cb(denied)
+    const text = Buffer.from(file.render())
     const fh = this.nextControlFh++
     this.controlHandles.set(fh, { file, text, cursor: 0, seq: file.stream ? file.stream.head() : 0, waiting: null, watch: null, closed: false })
     cb(0, fh, FOPEN_DIRECT_IO)
+  }
+
+  /** truncate(2) and O_TRUNC arrive without a handle: size 0 is what `echo PFN > .dmem/mce` asks for and
+   *  means nothing but to a file that says what it means (trace clears). ftruncate(2) comes with one and
+   *  only such a file takes it. Every other size is meaningless: EINVAL, never a silent success. */
+  private controlTruncate (file: ControlFile, size: number, viaHandle: boolean): number {
+    if (size !== 0) return EINVAL
+    if (!file.write && !file.truncate) return EACCES
+    const denied = this.controlAccess(file, true)
+    if (denied) return denied
+    if (file.truncate) {
+      file.truncate()
+      return 0
+    }
+    return viaHandle ? EINVAL : 0
   }
 
   /** Control files read as a stream from the descriptor's own cursor, so the reply to a write is read from
@@ -280,6 +302,8 @@ export class FuseAdapter {
   private controlRead (fh: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void): void {
     const handle = this.controlHandles.get(fh)
     if (!handle) return cb(EIO)
+    const denied = this.controlAccess(handle.file, false)
+    if (denied) return cb(denied)
     if (handle.file.stream) return this.streamRead(handle, buf, len, cb)
     cb(this.controlCopy(handle, buf, len, pos))
   }
@@ -332,7 +356,9 @@ export class FuseAdapter {
   private controlWrite (fh: number, buf: Buffer, len: number): number {
     const handle = this.controlHandles.get(fh)
     if (!handle) return EIO
-    if (!handle.file.write) return EACCES
+    if (!handle.file.write) return EINVAL // a file with no write method, as vfs_write answers
+    const denied = this.controlAccess(handle.file, true)
+    if (denied) return denied
     const result = handle.file.write(buf.toString('latin1', 0, len))
     handle.text = Buffer.from(result.reply)
     handle.cursor = 0

@@ -64,6 +64,8 @@ export function parseMceRequest (text: string): ParseResult<MceRequest> {
   if (line.includes('\n')) return { ok: false, error: 'more than one line: write a PFN and its flags on one line' }
   const words = line.split(/[ \t]+/).filter(w => w !== '')
   if (words.length === 0) return { ok: false, error: 'empty input: write a PFN, e.g. 0x140000' }
+  // kstrtoull() takes the number first: no blank may lead it.
+  if (/^[ \t]/.test(line)) return { ok: false, error: 'leading blank: write the PFN first' }
   const pfn = parseKernelU64(words[0])
   if (!pfn.ok) return pfn
   const req: MceRequest = { pfn: pfnNumber(pfn.value), flags: 0, deliver: false, json: false }

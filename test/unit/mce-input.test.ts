@@ -149,6 +149,12 @@ describe('mce input', () => {
   })
 
   describe('parseMceRequest', () => {
+    it('refuses a blank or tab before the PFN, as kstrtoull does', () => {
+      for (const text of [' 0x140000', '\t0x140000', '  0x140000 must_kill\n']) {
+        expect(errorOf(parseMceRequest(text)), JSON.stringify(text)).to.match(/leading blank/)
+      }
+    })
+
     it('reads a PFN alone, with no flags, no delivery and text output', () => {
       expect(request('0x140000')).to.deep.equal({ pfn: 0x140000, flags: 0, deliver: false, json: false })
       expect(request('1310720\n')).to.deep.equal({ pfn: 1310720, flags: 0, deliver: false, json: false })

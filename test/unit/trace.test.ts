@@ -5,7 +5,7 @@
 import { expect } from 'chai'
 import { spawnSync } from 'child_process'
 import { ControlDir, ControlFile, WriteResult } from '../../src/control/control'
-import { EINTR, EINVAL, ENOSPC } from '../../src/fs/errno'
+import { EACCES, EINTR, EINVAL, ENOSPC } from '../../src/fs/errno'
 import { Superblock } from '../../src/fs/super'
 import { FuseAdapter } from '../../src/fuse/operations'
 import { MF_MUST_KILL } from '../../src/mce/input'
@@ -461,7 +461,7 @@ describe('tracing', () => {
   })
 
   describe('trace truncation through the FUSE adapter', () => {
-    it('truncate(2) by path and ftruncate(2) on a handle both clear trace; other control files ignore it', () => {
+    it('truncate(2) by path and ftruncate(2) on a handle both clear trace; others take only O_TRUNC\'s size 0', () => {
       const sb = makeSb({ size: MiB, nodes: 1, shift: 12 })
       const ops = new FuseAdapter(sb, new ControlDir(sb, fakeEnv())).operations()
       sb.pool.tracer.on = true
@@ -477,12 +477,15 @@ describe('tracing', () => {
       ops.release!('/.dmem/trace', fh, err => results.push(err))
       createFile(sb, '/c', 4096)
       ops.open!('/.dmem/mce', 1, (err, h) => { results.push(err); fh = h! })
+      // ftruncate(2) on mce means nothing: refused; O_TRUNC (truncate by path to 0) is what `echo >` does.
       ops.ftruncate!('/.dmem/mce', fh, 0, err => results.push(err))
       ops.truncate!('/.dmem/tracing_on', 0, err => results.push(err))
+      ops.truncate!('/.dmem/tracing_on', 5, err => results.push(err))
+      ops.truncate!('/.dmem/stat', 0, err => results.push(err))
       ops.release!('/.dmem/mce', fh, err => results.push(err))
       expect(sb.pool.tracer.read(0).lines).to.have.length(2)
       expect(sb.pool.tracer.on).to.equal(true)
-      expect(results).to.deep.equal([0, 0, 0, 0, 0, 0, 0, 0])
+      expect(results).to.deep.equal([0, 0, 0, 0, 0, EINVAL, 0, EINVAL, EACCES, 0])
     })
   })
 
