@@ -7,7 +7,9 @@ import { EBUSY, EINVAL, Errno } from '../fs/errno'
 import { Superblock } from '../fs/super'
 import { parseMceRequest, parsePfn } from '../mce/input'
 import { EarlyKillMode, locatePfn, memoryFailure, MceEnvironment, NOT_DMEM_PFN } from '../mce/memory-failure'
+import { PoisonBook, renderPoisoned } from '../mce/poison-book'
 import { renderReport, reportJson } from '../mce/report'
+import { renderSoftOffline, softOffline } from '../mce/soft-offline'
 import { DmemPool } from '../pool/pool'
 import { Tracer } from '../pool/trace'
 import { RateLimit } from './ratelimit'
@@ -38,7 +40,9 @@ export class ControlDir {
   readonly files = new Map<string, ControlFile>()
   private lastMce = 'no memory failure yet\n'
   private lastUnpoison = 'nothing unpoisoned yet\n'
+  private lastSoftOffline = 'nothing soft-offlined yet\n'
   private readonly refusals: RateLimit
+  readonly poisonBook: PoisonBook
 
   constructor (
     readonly sb: Superblock,
@@ -46,6 +50,7 @@ export class ControlDir {
     readonly opts: ControlOptions = { earlyKill: 'all', onPoisonChange: () => {} }
   ) {
     this.refusals = new RateLimit(line => env.log(line))
+    this.poisonBook = new PoisonBook(sb.pool)
     this.add({ name: 'stat', mode: 0o444, public: true, render: () => renderStat(sb.pool) })
     // Physical addresses are root's alone, as /proc/PID/pagemap hides PFNs from other users.
     this.add({ name: 'pfns', mode: 0o400, render: () => renderPfns(sb) })
@@ -55,6 +60,10 @@ export class ControlDir {
     this.add({ name: 'mce', mode: 0o600, render: () => this.lastMce, write: text => this.writeMce(text) })
     this.add({
       name: 'unpoison', mode: 0o600, render: () => this.lastUnpoison, write: text => this.writeUnpoison(text)
+    })
+    this.add({ name: 'poisoned', mode: 0o400, render: () => renderPoisoned(this.poisonBook.list()) })
+    this.add({
+      name: 'soft_offline', mode: 0o600, render: () => this.lastSoftOffline, write: text => this.writeSoftOffline(text)
     })
     const tracer = sb.pool.tracer
     this.add({
@@ -88,6 +97,7 @@ export class ControlDir {
     const reply = `error: ${message}\n`
     this.refusals.print(`dmemfs: .dmem/${file}: ${message}`)
     if (file === 'mce') this.lastMce = reply
+    else if (file === 'soft_offline') this.lastSoftOffline = reply
     else this.lastUnpoison = reply
     return { errno: EINVAL, reply }
   }
@@ -107,10 +117,24 @@ export class ControlDir {
     const place = locatePfn(this.sb.pool, req.value.pfn)
     if (!place) return this.refuse('mce', `${text.trim().split(/\s+/)[0]}: ${NOT_DMEM_PFN}`)
     const report = memoryFailure(this.sb, place, req.value.flags, req.value.deliver, this.env, this.opts.earlyKill)
+    this.poisonBook.note(report)
     if (report.state !== 'already-poisoned') this.opts.onPoisonChange()
     this.lastMce = renderReport(report)
     const reply = req.value.json ? JSON.stringify(reportJson(report), null, 2) + '\n' : this.lastMce
     return { errno: 0, reply }
+  }
+
+  /** After /sys/devices/system/memory/soft_offline_page: a PFN retires its dpage, its data kept. */
+  writeSoftOffline (text: string): WriteResult {
+    const pfn = parsePfn(text)
+    if (!pfn.ok) return this.refuse('soft_offline', pfn.error)
+    const place = locatePfn(this.sb.pool, pfn.value)
+    if (!place) return this.refuse('soft_offline', `${text.trim()}: ${NOT_DMEM_PFN}`)
+    const report = softOffline(this.sb, place)
+    this.lastSoftOffline = renderSoftOffline(report)
+    if (report.errno) this.refusals.print(`dmemfs: .dmem/soft_offline: ${report.result}`)
+    else this.env.log(report.result)
+    return { errno: report.errno, reply: this.lastSoftOffline }
   }
 
   writeUnpoison (text: string): WriteResult {
@@ -126,6 +150,7 @@ export class ControlDir {
     if (result === 'not-poisoned') {
       this.lastUnpoison = `Unpoison: Page was already unpoisoned ${hex}\n`
     } else if (result === 'unpoisoned') {
+      this.poisonBook.forget(dpage)
       this.lastUnpoison = `Unpoison: Software-unpoisoned free page ${hex}\n`
       this.opts.onPoisonChange()
     } else {
@@ -150,13 +175,15 @@ export function renderStat (pool: DmemPool): string {
     `dpage_shift: ${pool.dpageShift}`,
     `total_dpages: ${pool.total}`,
     `free_dpages: ${pool.free}`,
-    `poisoned_dpages: ${pool.poisoned}`
+    `poisoned_dpages: ${pool.poisoned}`,
+    `offline_dpages: ${pool.offline}`
   ]
   for (const node of pool.nodes) {
     lines.push(
       `node${node.id}.total_dpages: ${node.total}`,
       `node${node.id}.free_dpages: ${node.free}`,
-      `node${node.id}.poisoned_dpages: ${node.poisoned}`
+      `node${node.id}.poisoned_dpages: ${node.poisoned}`,
+      `node${node.id}.offline_dpages: ${node.offline}`
     )
   }
   return lines.join('\n') + '\n'

@@ -159,3 +159,29 @@ export function fileEvict (pool: DmemPool, inode: Inode): void {
 function traceEntry (pool: DmemPool, inode: Inode, event: string, index: number, dpage: number): void {
   pool.tracer.emit(inode.ino, event, `index ${index} entry 0x${pool.physOf(dpage).toString(16)}`)
 }
+
+/** Moves file dpage `index` to a fresh dpage, `node` first and then the others in order, as soft offline
+ *  migrates a page: the bytes are copied, the table and the reverse map point at the new dpage, and the
+ *  old one is released (the caller has marked it so that it stays out). Returns the new dpage, or -1 when
+ *  no dpage is free. */
+export function fileMigrateDpage (pool: DmemPool, inode: Inode, index: number, node: number): number {
+  const table = inode.dpages!
+  const old = table.get(index)
+  if (old === undefined) return -1
+  const run = pool.alloc(node, 1, inode.ino)
+  if (!run) return -1
+  const to = run.first
+  const from = pool.regionOf(old)
+  const dest = pool.regionOf(to)
+  const start = pool.offsetOf(from, old)
+  from.buf.copy(dest.buf, pool.offsetOf(dest, to), start, start + pool.dpageSize)
+  pool.prepare(to, 0, pool.dpageSize) // every byte was just written: only clears the dirty mark
+  pool.setOwner(to, inode.ino, index)
+  table.set(index, to)
+  if (pool.tracer.on) {
+    traceEntry(pool, inode, 'dmemfs_radix_tree_delete', index, old)
+    traceEntry(pool, inode, 'dmemfs_radix_tree_insert', index, to)
+  }
+  pool.release(old)
+  return to
+}

@@ -21,6 +21,7 @@ export interface DmemNode {
   total: number
   free: number
   poisoned: number
+  offline: number // soft-offlined: retired before failing, not poisoned
 }
 
 export interface DpageRun {
@@ -37,6 +38,9 @@ const DPAGE_POISONED = 1
 // The dpage held data since mount, so it must be cleared before a new owner sees it. Memory never used
 // since mount is known to be zero (Buffer.alloc), which saves clearing it on first use.
 const DPAGE_DIRTY = 2
+// Soft-offlined: retired from service before it failed (a free dpage at once, a used one once its data has
+// moved and its owner lets it go). Not poisoned; kept out like a poisoned one.
+const DPAGE_OFFLINE = 4
 
 export class DmemPool {
   readonly dpageShift: number
@@ -47,6 +51,7 @@ export class DmemPool {
   readonly total: number
   free: number
   poisoned = 0
+  offline = 0
   readonly tracer = new Tracer()
 
   // Reverse map: owner id (0 = none) and the owner's index for each pool dpage. With the flags byte that is
@@ -61,7 +66,7 @@ export class DmemPool {
     this.framesPerDpage = this.dpageSize / PAGE_SIZE
     this.total = layout.totalDpages
     this.free = this.total
-    this.nodes = layout.nodes.map(n => ({ id: n.id, regions: [], total: 0, free: 0, poisoned: 0 }))
+    this.nodes = layout.nodes.map(n => ({ id: n.id, regions: [], total: 0, free: 0, poisoned: 0, offline: 0 }))
     this.regions = []
     let base = 0
     for (const r of layout.regions) {
@@ -110,14 +115,14 @@ export class DmemPool {
     return { first: region.base + pos, count }
   }
 
-  /** Returns a dpage to the pool, unless it is poisoned: a poisoned dpage never comes back. */
+  /** Returns a dpage to the pool, unless it is poisoned or offline: such a dpage never comes back. */
   release (dpage: number): void {
     if (this.tracer.on) {
       this.tracer.emit(this.owner[dpage], 'dmem_free_pages', `addr 0x${this.physOf(dpage).toString(16)} dpages_nr 1`)
     }
     this.owner[dpage] = NO_OWNER
     this.ownerIndex[dpage] = 0
-    if (this.flags[dpage] & DPAGE_POISONED) return
+    if (this.flags[dpage] & (DPAGE_POISONED | DPAGE_OFFLINE)) return
     this.putBack(dpage)
   }
 
@@ -240,11 +245,13 @@ export class DmemPool {
   }
 
   /** Marks a dpage poisoned. A free dpage is taken out of service (its bit set, free counts drop); a used
-   *  one stays with its owner until released, and is then kept out. Returns false if already poisoned. */
+   *  one stays with its owner until released, and is then kept out. An offline dpage is out of service
+   *  already: it now counts as poisoned instead. Returns false if already poisoned. */
   poison (dpage: number): boolean {
     if (this.isPoisoned(dpage)) return false
-    this.flags[dpage] |= DPAGE_POISONED
     const region = this.regionOf(dpage)
+    if (this.isOffline(dpage)) this.clearOffline(dpage)
+    this.flags[dpage] |= DPAGE_POISONED
     this.nodes[region.node].poisoned++
     this.poisoned++
     const pos = dpage - region.base
@@ -266,6 +273,41 @@ export class DmemPool {
     this.poisoned--
     this.putBack(dpage)
     return 'unpoisoned'
+  }
+
+  // --- soft offline ------------------------------------------------------------------------------------
+
+  isOffline (dpage: number): boolean {
+    return (this.flags[dpage] & DPAGE_OFFLINE) !== 0
+  }
+
+  /** Retires a dpage before it fails, as soft_offline_page() does. A free one leaves service now (free
+   *  counts drop); a used one is only marked: its owner moves its data elsewhere and releases it, and
+   *  release() keeps it out. Returns false if it is poisoned or offline already. */
+  takeOffline (dpage: number): boolean {
+    if (this.flags[dpage] & (DPAGE_POISONED | DPAGE_OFFLINE)) return false
+    this.flags[dpage] |= DPAGE_OFFLINE
+    const region = this.regionOf(dpage)
+    this.nodes[region.node].offline++
+    this.offline++
+    const pos = dpage - region.base
+    if (testBit(region.bitmap, pos)) return true
+    setBit(region.bitmap, pos)
+    region.free--
+    this.nodes[region.node].free--
+    this.free--
+    return true
+  }
+
+  /** Undoes takeOffline() of a used dpage whose data could not move. */
+  cancelOffline (dpage: number): void {
+    if (this.isOffline(dpage) && this.owner[dpage] !== NO_OWNER) this.clearOffline(dpage)
+  }
+
+  private clearOffline (dpage: number): void {
+    this.flags[dpage] &= ~DPAGE_OFFLINE
+    this.nodes[this.regionOf(dpage).node].offline--
+    this.offline--
   }
 }
 

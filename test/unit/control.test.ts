@@ -60,8 +60,12 @@ describe('control directory', () => {
   })
 
   it('has stat, pfns, map, mce, unpoison and the tracing files, read-only or root-only', () => {
-    expect([...dir.files.keys()]).to.deep.equal(['stat', 'pfns', 'map', 'mce', 'unpoison', 'tracing_on', 'trace', 'trace_pipe'])
-    expect([...dir.files.values()].map(f => f.mode)).to.deep.equal([0o444, 0o400, 0o644, 0o600, 0o600, 0o600, 0o600, 0o400])
+    expect([...dir.files.keys()]).to.deep.equal([
+      'stat', 'pfns', 'map', 'mce', 'unpoison', 'poisoned', 'soft_offline', 'tracing_on', 'trace', 'trace_pipe'
+    ])
+    expect([...dir.files.values()].map(f => f.mode)).to.deep.equal([
+      0o444, 0o400, 0o644, 0o600, 0o600, 0o400, 0o600, 0o600, 0o600, 0o400
+    ])
     // Readable by every user: the statistics and the map only; PFNs and injection are root's.
     expect([...dir.files.values()].filter(f => f.public).map(f => f.name)).to.deep.equal(['stat', 'map'])
     expect(file(dir, 'stat').write).to.equal(undefined)
@@ -83,12 +87,15 @@ describe('control directory', () => {
         'total_dpages: 8',
         'free_dpages: 8',
         'poisoned_dpages: 0',
+        'offline_dpages: 0',
         'node0.total_dpages: 4',
         'node0.free_dpages: 4',
         'node0.poisoned_dpages: 0',
+        'node0.offline_dpages: 0',
         'node1.total_dpages: 4',
         'node1.free_dpages: 4',
-        'node1.poisoned_dpages: 0'
+        'node1.poisoned_dpages: 0',
+        'node1.offline_dpages: 0'
       ].join('\n') + '\n')
     })
 

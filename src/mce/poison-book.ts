@@ -1,0 +1,99 @@
+// What is poisoned, as a badblocks list: for each poisoned dpage, the PFN that failed and what the dpage
+// held at that moment (free, or which file and where), when, and with which flags. The pool only knows
+// that a dpage is poisoned; this book remembers why, for `.dmem/poisoned` and `dmemfs stat --json`.
+
+import { DmemPool } from '../pool/pool'
+import { flagNames } from './input'
+import { MceReport } from './memory-failure'
+
+export interface PoisonRecord {
+  pfn: number // the frame that failed
+  dpage: number // pool dpage number
+  dpagePfn: number
+  node: number
+  state: 'free' | 'used' | 'kept' // kept: poisoned before this mount (poison_file)
+  ino: number | null
+  offset: number | null // byte offset of the failed frame in the file
+  path: string | null
+  time: number | null // ms since the epoch; null when not known (kept)
+  flags: number
+}
+
+export class PoisonBook {
+  private readonly records = new Map<number, PoisonRecord>()
+
+  constructor (private readonly pool: DmemPool) {}
+
+  /** Notes a memory failure that poisoned a dpage (not one that found it poisoned already). */
+  note (r: MceReport): void {
+    if (r.state === 'already-poisoned') return
+    this.records.set(r.dpage, {
+      pfn: r.pfn,
+      dpage: r.dpage,
+      dpagePfn: r.dpagePfn,
+      node: r.node,
+      state: r.state,
+      ino: r.file ? r.file.ino : null,
+      offset: r.file ? r.file.offset : null,
+      path: r.file ? r.file.path : null,
+      time: r.time,
+      flags: r.flags
+    })
+  }
+
+  forget (dpage: number): void {
+    this.records.delete(dpage)
+  }
+
+  /** Every poisoned dpage in pool order; one poisoned before this mount gets a record saying so. */
+  list (): PoisonRecord[] {
+    const pool = this.pool
+    for (const [dpage] of this.records) if (!pool.isPoisoned(dpage)) this.records.delete(dpage)
+    const out = [...this.records.values()]
+    if (out.length < pool.poisoned) {
+      for (let d = 0; d < pool.total; d++) {
+        if (pool.isPoisoned(d) && !this.records.has(d)) out.push(keptRecord(pool, d))
+      }
+    }
+    return out.sort((a, b) => a.dpage - b.dpage)
+  }
+}
+
+function keptRecord (pool: DmemPool, dpage: number): PoisonRecord {
+  const pfn = pool.pfnOf(dpage)
+  return {
+    pfn, dpage, dpagePfn: pfn, node: pool.regionOf(dpage).node, state: 'kept',
+    ino: null, offset: null, path: null, time: null, flags: 0
+  }
+}
+
+/** `.dmem/poisoned`: a header, then one line per poisoned dpage; the path (which may hold blanks) last. */
+export function renderPoisoned (records: PoisonRecord[], escape: (path: string) => string = p => p): string {
+  const lines = ['# pfn dpage node state ino offset time flags path']
+  for (const r of records) {
+    lines.push([
+      hex(r.pfn), hex(r.dpagePfn), r.node, r.state, r.ino ?? '-', r.offset ?? '-',
+      r.time === null ? '-' : new Date(r.time).toISOString(), hex(r.flags), r.path === null ? '-' : escape(r.path)
+    ].join(' '))
+  }
+  return lines.join('\n') + '\n'
+}
+
+export function poisonedJson (records: PoisonRecord[]): object[] {
+  return records.map(r => ({
+    pfn: hex(r.pfn),
+    dpage_pfn: hex(r.dpagePfn),
+    node: r.node,
+    state: r.state,
+    ino: r.ino,
+    offset: r.offset,
+    path: r.path,
+    time: r.time === null ? null : new Date(r.time).toISOString(),
+    flags: hex(r.flags),
+    flag_names: flagNames(r.flags)
+  }))
+}
+
+function hex (n: number): string {
+  return '0x' + n.toString(16)
+}
