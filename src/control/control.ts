@@ -9,6 +9,7 @@ import { parseMceRequest, parsePfn } from '../mce/input'
 import { EarlyKillMode, locatePfn, memoryFailure, MceEnvironment, NOT_DMEM_PFN } from '../mce/memory-failure'
 import { PoisonBook, renderPoisoned } from '../mce/poison-book'
 import { renderReport, reportJson } from '../mce/report'
+import { CorrectedErrors } from '../mce/corrected'
 import { renderSoftOffline, softOffline } from '../mce/soft-offline'
 import { DmemPool } from '../pool/pool'
 import { Tracer } from '../pool/trace'
@@ -33,6 +34,7 @@ export interface ControlFile {
 
 export interface ControlOptions {
   earlyKill: EarlyKillMode
+  ceThreshold?: number // corrected errors on one dpage that soft-offline it (0 or absent: never)
   onPoisonChange: () => void // the set of poisoned dpages changed (to keep it across mounts)
 }
 
@@ -43,6 +45,8 @@ export class ControlDir {
   private lastSoftOffline = 'nothing soft-offlined yet\n'
   private readonly refusals: RateLimit
   readonly poisonBook: PoisonBook
+  readonly corrected: CorrectedErrors
+  private lastCe = 'no corrected error yet\n'
 
   constructor (
     readonly sb: Superblock,
@@ -51,6 +55,7 @@ export class ControlDir {
   ) {
     this.refusals = new RateLimit(line => env.log(line))
     this.poisonBook = new PoisonBook(sb.pool)
+    this.corrected = new CorrectedErrors(opts.ceThreshold ?? 0)
     this.add({ name: 'stat', mode: 0o444, public: true, render: () => renderStat(sb.pool) })
     // Physical addresses are root's alone, as /proc/PID/pagemap hides PFNs from other users.
     this.add({ name: 'pfns', mode: 0o400, render: () => renderPfns(sb) })
@@ -65,6 +70,8 @@ export class ControlDir {
     this.add({
       name: 'soft_offline', mode: 0o600, render: () => this.lastSoftOffline, write: text => this.writeSoftOffline(text)
     })
+    this.add({ name: 'ce', mode: 0o600, render: () => this.lastCe, write: text => this.writeCe(text) })
+    this.add({ name: 'ce_counts', mode: 0o400, render: () => this.renderCeCounts() })
     const tracer = sb.pool.tracer
     this.add({
       name: 'tracing_on', mode: 0o600, render: () => (tracer.on ? '1\n' : '0\n'), write: text => this.writeTracingOn(text)
@@ -98,6 +105,7 @@ export class ControlDir {
     this.refusals.print(`dmemfs: .dmem/${file}: ${message}`)
     if (file === 'mce') this.lastMce = reply
     else if (file === 'soft_offline') this.lastSoftOffline = reply
+    else if (file === 'ce') this.lastCe = reply
     else this.lastUnpoison = reply
     return { errno: EINVAL, reply }
   }
@@ -135,6 +143,37 @@ export class ControlDir {
     if (report.errno) this.refusals.print(`dmemfs: .dmem/soft_offline: ${report.result}`)
     else this.env.log(report.result)
     return { errno: report.errno, reply: this.lastSoftOffline }
+  }
+
+  /** A corrected error on a PFN: counted against its dpage; at the ce_threshold mount option's count the
+   *  dpage is soft-offlined, and the reply says so. */
+  writeCe (text: string): WriteResult {
+    const pfn = parsePfn(text)
+    if (!pfn.ok) return this.refuse('ce', pfn.error)
+    const place = locatePfn(this.sb.pool, pfn.value)
+    if (!place) return this.refuse('ce', `${text.trim()}: ${NOT_DMEM_PFN}`)
+    const { count, reached } = this.corrected.count(place.dpage)
+    const hex = '0x' + place.pfn.toString(16)
+    const threshold = this.corrected.threshold
+    let reply = `ce pfn ${hex} dpage 0x${place.dpagePfn.toString(16)} count ${count}` +
+      (threshold > 0 ? ` threshold ${threshold}\n` : ' (no threshold: ce_threshold=0)\n')
+    if (reached) {
+      const report = softOffline(this.sb, place)
+      this.lastSoftOffline = renderSoftOffline(report)
+      this.env.log(`RAS: corrected errors on ${hex} reached ${threshold}: ${report.result}`)
+      reply += `threshold reached: soft offline\n${this.lastSoftOffline}`
+    }
+    this.lastCe = reply
+    return { errno: 0, reply }
+  }
+
+  private renderCeCounts (): string {
+    const pool = this.sb.pool
+    const lines = ['# dpage node count']
+    for (const { dpage, count } of this.corrected.list()) {
+      lines.push(`0x${pool.pfnOf(dpage).toString(16)} ${pool.regionOf(dpage).node} ${count}`)
+    }
+    return lines.join('\n') + '\n'
   }
 
   writeUnpoison (text: string): WriteResult {

@@ -143,3 +143,34 @@ describe('.dmem/poisoned', () => {
     expect(dir.files.get('poisoned')!.render().trim().split('\n')[1]).to.equal('0x100007 0x100007 0 kept - - - 0x0 -')
   })
 })
+
+describe('corrected errors: .dmem/ce and .dmem/ce_counts', () => {
+  it('counts per dpage; without a threshold nothing is offlined', () => {
+    const sb = makeSb({ size: 4 * MiB, nodes: 1, shift: 12 })
+    const dir = new ControlDir(sb, fakeEnv())
+    const ce = (t: string) => dir.files.get('ce')!.write!(t)
+    for (let i = 0; i < 5; i++) expect(ce('0x100004').errno).to.equal(0)
+    expect(ce('0x100009').reply).to.match(/count 1 \(no threshold/)
+    expect(dir.files.get('ce_counts')!.render()).to.equal('# dpage node count\n0x100004 0 5\n0x100009 0 1\n')
+    expect(sb.pool.offline).to.equal(0)
+    expect(ce('0x10').errno).to.equal(EINVAL)
+  })
+
+  it('at ce_threshold the dpage is soft-offlined, its data kept, and the reply says so', () => {
+    const sb = makeSb({ size: 4 * MiB, nodes: 1, shift: 12 })
+    const dir = new ControlDir(sb, fakeEnv(), { earlyKill: 'all', onPoisonChange: () => {}, ceThreshold: 3 })
+    const data = createRandom(sb, '/f', 2 * 4096)
+    const pfn = '0x' + pfnOfIndex(sb, '/f', 1).toString(16)
+    const ce = () => dir.files.get('ce')!.write!(pfn)
+    expect(ce().reply).to.match(/count 1 threshold 3\n$/)
+    expect(ce().reply).to.not.match(/soft offline/)
+    const third = ce()
+    expect(third.reply).to.match(/count 3 threshold 3\nthreshold reached: soft offline\n/).and.match(/state used/)
+    expect(sb.pool.offline).to.equal(1)
+    expect('0x' + pfnOfIndex(sb, '/f', 1).toString(16)).to.not.equal(pfn)
+    expect(readFile(sb, '/f', 2 * 4096).equals(data)).to.equal(true)
+    // A fourth error on the retired dpage is counted, and offlines nothing more.
+    expect(ce().reply).to.match(/count 4/).and.not.match(/soft offline/)
+    expect(sb.pool.offline).to.equal(1)
+  })
+})
