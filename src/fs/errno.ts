@@ -9,6 +9,7 @@ export const EACCES = -13
 export const EBUSY = -16
 export const EEXIST = -17
 export const EXDEV = -18
+export const ENODEV = -19
 export const ENOTDIR = -20
 export const EISDIR = -21
 export const EINVAL = -22
@@ -37,6 +38,7 @@ const NAMES: Record<number, string> = {
   [EBUSY]: 'EBUSY',
   [EEXIST]: 'EEXIST',
   [EXDEV]: 'EXDEV',
+  [ENODEV]: 'ENODEV',
   [ENOTDIR]: 'ENOTDIR',
   [EISDIR]: 'EISDIR',
   [EINVAL]: 'EINVAL',

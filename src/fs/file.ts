@@ -3,7 +3,7 @@
 // are zero, so growing a file (by truncate or by a write past the end) exposes only zeros.
 
 import { DmemPool, Region } from '../pool/pool'
-import { EFBIG, EINVAL, EIO, ENOSPC, Errno } from './errno'
+import { EFBIG, EINVAL, EIO, ENOSPC, EOPNOTSUPP, Errno } from './errno'
 import { Inode } from './inode'
 
 export interface DataLimits {
@@ -184,4 +184,93 @@ export function fileMigrateDpage (pool: DmemPool, inode: Inode, index: number, n
   }
   pool.release(old)
   return to
+}
+
+// fallocate(2) modes (include/uapi/linux/falloc.h).
+export const FALLOC_FL_KEEP_SIZE = 0x01
+export const FALLOC_FL_PUNCH_HOLE = 0x02
+
+/** fallocate(2) as tmpfs answers it: mode 0 and KEEP_SIZE take dpages for the range (all or none: on
+ *  ENOSPC the dpages this call took go back); PUNCH_HOLE|KEEP_SIZE frees the whole dpages inside the range
+ *  and zeroes the partial ones at its ends. Every other mode is EOPNOTSUPP. */
+export function fileFallocate (
+  pool: DmemPool, inode: Inode, mode: number, offset: number, length: number, limits: DataLimits
+): 0 | Errno {
+  if (mode !== 0 && mode !== FALLOC_FL_KEEP_SIZE && mode !== (FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)) return EOPNOTSUPP
+  if (!Number.isSafeInteger(offset) || !Number.isSafeInteger(length) || offset < 0 || length <= 0) return EINVAL
+  const end = offset + length
+  if (end > limits.maxSize) return EFBIG
+  if (mode & FALLOC_FL_PUNCH_HOLE) {
+    punchHole(pool, inode, offset, end)
+    inode.touchModified()
+    return 0
+  }
+  if (!allocRange(pool, inode, offset, end, limits.maxAllocTry)) return ENOSPC
+  if (!(mode & FALLOC_FL_KEEP_SIZE) && end > inode.size) {
+    inode.size = end
+    inode.touchModified()
+  }
+  return 0
+}
+
+/** Takes a zeroed dpage for every hole of [start, end), up to maxAllocTry contiguous ones at a time; gives
+ *  back what it took when the pool runs out. */
+function allocRange (pool: DmemPool, inode: Inode, start: number, end: number, maxAllocTry: number): boolean {
+  const table = inode.dpages!
+  const ds = pool.dpageSize
+  const lastIndex = Math.floor((end - 1) / ds)
+  const taken: number[] = []
+  for (let index = Math.floor(start / ds); index <= lastIndex; index++) {
+    if (table.has(index)) continue
+    let want = 1
+    while (want < maxAllocTry && index + want <= lastIndex && !table.has(index + want)) want++
+    const run = pool.alloc(inode.node, want, inode.ino)
+    if (!run) {
+      for (const i of taken) dropIndex(pool, inode, i)
+      return false
+    }
+    for (let i = 0; i < run.count; i++) {
+      const dpage = run.first + i
+      pool.prepare(dpage, 0, 0)
+      pool.setOwner(dpage, inode.ino, index + i)
+      table.set(index + i, dpage)
+      taken.push(index + i)
+      if (pool.tracer.on) traceEntry(pool, inode, 'dmemfs_radix_tree_insert', index + i, dpage)
+    }
+    index += run.count - 1
+  }
+  return true
+}
+
+function punchHole (pool: DmemPool, inode: Inode, start: number, end: number): void {
+  const table = inode.dpages!
+  const ds = pool.dpageSize
+  const first = Math.ceil(start / ds) // first dpage wholly inside
+  const last = Math.floor(end / ds) // first dpage past the whole ones
+  for (const [index] of [...table]) {
+    if (index >= first && index < last) dropIndex(pool, inode, index)
+  }
+  zeroPart(pool, inode, start, Math.min(end, first * ds))
+  if (last >= first) zeroPart(pool, inode, Math.max(start, last * ds), end)
+}
+
+/** Zeroes [from, to) inside one dpage, if it is allocated and readable. */
+function zeroPart (pool: DmemPool, inode: Inode, from: number, to: number): void {
+  if (from >= to) return
+  const ds = pool.dpageSize
+  const index = Math.floor(from / ds)
+  const dpage = inode.dpages!.get(index)
+  if (dpage === undefined || pool.isPoisoned(dpage)) return
+  const region = pool.regionOf(dpage)
+  const base = pool.offsetOf(region, dpage) - index * ds
+  region.buf.fill(0, base + from, base + to)
+}
+
+function dropIndex (pool: DmemPool, inode: Inode, index: number): void {
+  const table = inode.dpages!
+  const dpage = table.get(index)
+  if (dpage === undefined) return
+  table.delete(index)
+  if (pool.tracer.on) traceEntry(pool, inode, 'dmemfs_radix_tree_delete', index, dpage)
+  pool.release(dpage)
 }

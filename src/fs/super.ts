@@ -6,11 +6,11 @@
 import { PAGE_SIZE } from '../pool/layout'
 import { DmemPool } from '../pool/pool'
 import {
-  EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ENAMETOOLONG, ENODATA, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, EOPNOTSUPP,
+  EBADF, EBUSY, EEXIST, EINVAL, EISDIR, ENAMETOOLONG, ENODATA, ENODEV, ENOENT, ENOSPC, ENOTDIR, ENOTEMPTY, EOPNOTSUPP,
   EPERM, ERANGE, Errno, isErrno
 } from './errno'
 import { nowNs, UTIME_NOW, UTIME_OMIT } from './clock'
-import { DataLimits, fileEvict, fileRead, fileTruncate, fileWrite } from './file'
+import { DataLimits, fileEvict, fileFallocate, fileRead, fileTruncate, fileWrite } from './file'
 import { Cred, Inode, PERM_MASK, ROOT_CRED, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, Stat } from './inode'
 
 export const NAME_MAX = 255
@@ -428,6 +428,16 @@ export class Superblock {
     if (!inode.isReg()) return EISDIR
     if (handle.flags & O_APPEND) pos = inode.size
     return fileWrite(this.pool, inode, buf, len, pos, this.limits)
+  }
+
+  /** fallocate(2) on an open handle (the kernel has checked it is open for writing). */
+  fallocate (fh: number, mode: number, offset: number, length: number): 0 | Errno {
+    const handle = this.handles.get(fh)
+    if (!handle) return EBADF
+    const inode = handle.inode
+    if (inode.isDir()) return EISDIR
+    if (!inode.isReg()) return ENODEV
+    return fileFallocate(this.pool, inode, mode, offset, length, this.limits)
   }
 
   // --- extended attributes (user namespace) ------------------------------------------------------------
