@@ -181,10 +181,21 @@ describe('memory failure: free dpages, repeats, bad input, delivery', function (
     expect(isMounted(m.mnt)).to.equal(true)
     expect(m.stat()).to.deep.equal(before)
     expect(m.ok('cat keep')).to.equal('keep\n')
-    const cli = sh(`${BIN} mce ${m.mnt} nonsense`)
-    expect(cli.status).to.equal(1)
-    expect(cli.stderr.trim().split('\n')).to.have.length(1)
-    expect(cli.stderr).to.match(/not a number/)
+    // A PFN that is no number is bad usage (2); a number that is no dmem PFN is the daemon's refusal (1).
+    const cases: Array<[string, number, RegExp]> = [
+      [`mce ${m.mnt} nonsense`, 2, /not a number/],
+      [`mce ${m.mnt} zz`, 2, /not a number/],
+      [`mce ${m.mnt} 0x100000zz --must-kill`, 2, /not a number/],
+      [`unpoison ${m.mnt} zz`, 2, /not a number/],
+      [`mce ${m.mnt} 0x1`, 1, /0x1: not a dmem pfn/]
+    ]
+    for (const [args, status, why] of cases) {
+      const cli = sh(`${BIN} ${args}`)
+      expect(cli.status, args).to.equal(status)
+      expect(cli.stderr.trim().split('\n'), args).to.have.length(1)
+      expect(cli.stderr, args).to.match(why)
+    }
+    expect(m.stat()).to.deep.equal(before)
   })
 
   it('the descriptor that wrote reads back that write\'s report', function () {
