@@ -161,6 +161,24 @@ export function mountedDmemfs (mountpoint: string): string {
   return mnt
 }
 
+/** Closes the descriptors this process inherited on files of the mount (`exec 5< MNT/f; dmemfs mce ...`):
+ *  the memory-failure path would otherwise name the dmemfs command itself as a holder of the file, to be
+ *  killed with the shell that really holds it. Node opens nothing on the mount by itself, so every such
+ *  descriptor above stderr is inherited and unused here. */
+export function closeInheritedUnder (mnt: string): void {
+  for (const name of fs.readdirSync('/proc/self/fd')) {
+    const fd = Number(name)
+    if (fd <= 2) continue
+    let target: string
+    try {
+      target = fs.readlinkSync(`/proc/self/fd/${name}`)
+    } catch {
+      continue // the directory's own descriptor, closed by now
+    }
+    if (target === mnt || target.startsWith(mnt + '/')) fs.closeSync(fd)
+  }
+}
+
 export function controlPath (mnt: string, name: string): string {
   return path.join(mnt, '.dmem', name)
 }

@@ -1,7 +1,7 @@
 // dmemfs mce: run the memory-failure path for a PFN, as a write to .dmem/mce does, and print the report.
 
 import { MountError } from '../fuse/mount'
-import { askControl, checkPfn, Command, controlPath, firstLine, mountedDmemfs, Parsed, UsageError } from './common'
+import { askControl, checkPfn, closeInheritedUnder, Command, controlPath, firstLine, mountedDmemfs, Parsed, UsageError } from './common'
 
 // Each flag is the control file's word of the same name, `-` for `_`.
 const WORDS = ['action-required', 'must-kill', 'deliver', 'json']
@@ -22,7 +22,9 @@ export const mce: Command = {
     if (parsed.positionals.length !== 2) throw new UsageError('mce needs MOUNTPOINT and PFN')
     const [mountpoint, pfn] = parsed.positionals
     const words = [checkPfn(pfn), ...WORDS.filter(w => parsed.flags.has(w)).map(w => w.replace('-', '_'))]
-    const { ok, reply } = askControl(controlPath(mountedDmemfs(mountpoint), 'mce'), words.join(' ') + '\n')
+    const mnt = mountedDmemfs(mountpoint)
+    closeInheritedUnder(mnt)
+    const { ok, reply } = askControl(controlPath(mnt, 'mce'), words.join(' ') + '\n')
     if (!ok) throw new MountError(firstLine(reply))
     process.stdout.write(reply)
     return 0

@@ -198,6 +198,18 @@ describe('memory failure: free dpages, repeats, bad input, delivery', function (
     expect(m.stat()).to.deep.equal(before)
   })
 
+  it('dmemfs mce never names itself: a descriptor it inherited from the shell is the shell\'s', function () {
+    m.ok('head -c 64K /dev/urandom > held')
+    const pfn = pfnAt(m.path('held'), 8192)
+    // The shell holds the file on fd 5 and runs dmemfs mce, which inherits fd 5.
+    // (The final `exit` keeps bash from replacing itself with the last command.)
+    const r = m.sh(`exec 5< held; echo "shell $$"; ${BIN} mce ${m.mnt} 0x${pfn.toString(16)} --must-kill --json; exit $?`)
+    expect(r.status, r.stderr).to.equal(0)
+    const shell = Number(/^shell (\d+)$/m.exec(r.stdout)![1])
+    const report = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as JsonReport
+    expect(report.processes.map(p => [p.pid, p.comm, p.fds, p.signal])).to.deep.equal([[shell, 'bash', [5], 'SIGKILL']])
+  })
+
   it('the descriptor that wrote reads back that write\'s report', function () {
     const fd = fs.openSync(m.path('.dmem/mce'), 'r+')
     try {
