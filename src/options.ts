@@ -55,7 +55,7 @@ export interface MountOptionDef {
   name: string // what comes before `=`
   syntax: string // as the user writes it, e.g. `pagesize=4K|2M|1G`
   meaning: string // may hold `code` spans (shown without the backticks in the help)
-  default: string // what applies without the option ('' when nothing does)
+  default: string // what applies without the option ('' when nothing does); may hold `code` spans too
   set: Setter
 }
 
@@ -73,7 +73,7 @@ export const MOUNT_OPTIONS: readonly MountOptionDef[] = [
     name: 'pagesize',
     syntax: 'pagesize=4K|2M|1G',
     meaning: 'the dpage size (memparse suffixes or plain bytes)',
-    default: '4K',
+    default: '`4K`',
     set (opts, value) {
       const bytes = value === undefined ? null : memparse(value)
       const shift = bytes === null ? undefined : DPAGE_SHIFT_OF_SIZE.get(bytes)
@@ -87,7 +87,7 @@ export const MOUNT_OPTIONS: readonly MountOptionDef[] = [
     syntax: 'dmem=SIZE[@ADDR][:ALIGN]',
     meaning: "the pool, as the seed's `dmem=` boot parameter: SIZE reserved on each node, at ADDR if given, " +
       'ALIGN a power of two (SIZE and ADDR multiples of it, ADDR not 0)',
-    default: '1G, ALIGN 128M',
+    default: '`1G`, ALIGN `128M`',
     set (opts, value, seen) {
       if (seen.has('size')) return 'dmem= and size= both describe the pool; give one'
       if (value === undefined) return 'needs a value: size[@addr][:align]'
@@ -115,7 +115,7 @@ export const MOUNT_OPTIONS: readonly MountOptionDef[] = [
     name: 'nodes',
     syntax: 'nodes=N',
     meaning: `simulated NUMA nodes, each reserving SIZE at its own physical range (1 to ${MAX_NODES})`,
-    default: '1',
+    default: '`1`',
     set (opts, value) {
       const n = parseInteger(value)
       if (n === null || n < 1 || n > MAX_NODES) return `expects a number of nodes from 1 to ${MAX_NODES}`
@@ -127,7 +127,7 @@ export const MOUNT_OPTIONS: readonly MountOptionDef[] = [
     name: 'max_alloc_try_dpages',
     syntax: 'max_alloc_try_dpages=N',
     meaning: "how many contiguous dpages one allocation tries to take, as the seed's module parameter",
-    default: '1',
+    default: '`1`',
     set (opts, value) {
       const n = parseInteger(value)
       if (n === null || n < 1) return 'expects a whole number of at least 1'
@@ -139,7 +139,7 @@ export const MOUNT_OPTIONS: readonly MountOptionDef[] = [
     name: 'mode',
     syntax: 'mode=OCTAL',
     meaning: "the root directory's permission bits",
-    default: '0755',
+    default: '`0755`',
     set (opts, value) {
       if (value === undefined || !/^[0-7]{1,4}$/.test(value)) return 'expects octal permission bits, e.g. 0755'
       opts.mode = parseInt(value, 8)
@@ -174,7 +174,7 @@ export const MOUNT_OPTIONS: readonly MountOptionDef[] = [
     name: 'nr_inodes',
     syntax: 'nr_inodes=N',
     meaning: 'inode limit (0 = unlimited; `df -i` shows it)',
-    default: String(DEFAULT_NR_INODES),
+    default: `\`${DEFAULT_NR_INODES}\``,
     set (opts, value) {
       const n = value === undefined ? null : memparse(value)
       if (n === null || n > 0xffffffff) return 'expects a number of inodes (0 = unlimited)'
@@ -193,7 +193,7 @@ export const MOUNT_OPTIONS: readonly MountOptionDef[] = [
     name: 'early_kill',
     syntax: 'early_kill=all|system|0|1',
     meaning: 'which holders of a failed dpage the memory-failure report collects early (see "Early kill")',
-    default: 'all',
+    default: '`all`',
     set (opts, value) {
       if (value === 'all' || value === 'system') opts.earlyKill = value
       else if (value === '0' || value === '1') opts.earlyKill = Number(value) as 0 | 1

@@ -7,7 +7,7 @@ import { Command, hanging, Parsed, print, UsageError } from './common'
 /** A mount option's meaning as plain text: the README's `code` spans without their backticks. */
 function plainMeaning (o: MountOptionDef): string {
   const meaning = o.meaning.replace(/`/g, '')
-  return o.default === '' ? meaning : `${meaning} (default ${o.default})`
+  return o.default === '' ? meaning : `${meaning} (default ${o.default.replace(/`/g, '')})`
 }
 
 /** Every mount option with its meaning and default, as `dmemfs mount --help` lists them. */
