@@ -13,7 +13,7 @@ export type ParseResult<T> = { ok: true, value: T } | { ok: false, error: string
 export const PAGE_SIZE = 4096
 export const ROW_CELLS = 64 // cells per row of the text grid and the SVG
 export const DEFAULT_CELLS = 512 // cells asked per region: 8 rows of 64
-export const MAX_CELLS = 4096 // what `.dmem/map` accepts
+export const MAX_CELLS = 4096 // the most cells `.dmem/map` gives a region
 
 export type CellState = 'free' | 'partial' | 'used' | 'poisoned' | 'file'
 
@@ -89,7 +89,7 @@ export function parseMap (text: string): ParseResult<PoolMap> {
     const words = m[7].trim() === '' ? [] : m[7].trim().split(/\s+/)
     const want = Math.ceil(dpages / perCell)
     if (words.length !== want) {
-      return { ok: false, error: `${where}: ${words.length} cells, expected ${want} (${dpages} dpages, ${perCell} a cell)` }
+      return { ok: false, error: `${where}: ${words.length} cells, expected ${want} (${plural(dpages, 'dpage')}, ${perCell} a cell)` }
     }
     const fpd = dpageSize / PAGE_SIZE
     const pfnFirst = phys / PAGE_SIZE
@@ -100,7 +100,7 @@ export function parseMap (text: string): ParseResult<PoolMap> {
       if (!c) return { ok: false, error: `${where}: bad cell '${clip(words[i])}' (want used/poisoned)` }
       const [used, poisoned] = [Number(c[1]), Number(c[2])]
       if (used > size || poisoned > size) {
-        return { ok: false, error: `${where}: cell ${i} counts ${words[i]} exceed its ${size} dpages` }
+        return { ok: false, error: `${where}: cell ${i} counts ${words[i]} exceed its ${plural(size, 'dpage')}` }
       }
       cells.push({
         index: i, firstPfn: pfnFirst + i * perCell * fpd, dpages: size, used, poisoned, file: 0,
@@ -164,6 +164,30 @@ export function markFile (map: PoolMap, runs: Array<{ pfn: number, frames: numbe
   return { regions }
 }
 
+/** The map in at most `cells` cells per region, each cell a whole number of `map`'s cells, so every count
+ *  stays exact. A region gets `cells` cells when its cells of `map` divide evenly into them (a power-of-two
+ *  region read at .dmem/map's 4096 cells does), fewer otherwise. */
+export function coarsenMap (map: PoolMap, cells: number): PoolMap {
+  return { regions: map.regions.map(r => coarsenRegion(r, cells)) }
+}
+
+function coarsenRegion (r: MapRegion, cells: number): MapRegion {
+  const want = Math.ceil(r.dpages / Math.min(cells, r.dpages)) // dpages a cell, as `cells` cells would hold
+  const group = Math.ceil(want / r.perCell) // cells of the finer map in one
+  if (group === 1) return r
+  const merged: MapCell[] = []
+  for (let i = 0; i < r.cells.length; i += group) {
+    const part = r.cells.slice(i, i + group)
+    const add = (key: 'dpages' | 'used' | 'poisoned' | 'file'): number => part.reduce((n, c) => n + c[key], 0)
+    const [dpages, used, poisoned, file] = [add('dpages'), add('used'), add('poisoned'), add('file')]
+    merged.push({
+      index: merged.length, firstPfn: part[0].firstPfn, dpages, used, poisoned, file,
+      state: file > 0 ? 'file' : cellState(dpages, used, poisoned)
+    })
+  }
+  return { ...r, perCell: group * r.perCell, cells: merged }
+}
+
 export interface MapTotals {
   cells: number
   dpages: number
@@ -206,10 +230,10 @@ export function formatBytes (bytes: number): string {
       return `${Number.isInteger(v) ? v : v.toFixed(2)} ${unit}`
     }
   }
-  return `${bytes} bytes`
+  return plural(bytes, 'byte')
 }
 
-function plural (n: number, word: string): string {
+export function plural (n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`
 }
 
@@ -306,7 +330,7 @@ export function renderText (map: PoolMap, stat: Stat | null, opts: TextOptions =
     const t = totals(map, node)
     const free = stat?.[`node${node}.free_dpages`]
     const poisoned = stat?.[`node${node}.poisoned_dpages`]
-    const counts = [`${t.dpages} dpages`]
+    const counts = [plural(t.dpages, 'dpage')]
     if (free !== undefined) counts.push(`${free} free`)
     counts.push(`${t.used} used`, `${poisoned ?? t.poisoned} poisoned`)
     if (opts.fileLabel !== undefined) counts.push(`${t.file} of the file`)
@@ -314,7 +338,7 @@ export function renderText (map: PoolMap, stat: Stat | null, opts: TextOptions =
     for (const r of map.regions.filter(x => x.node === node)) {
       const rt = totals({ regions: [r] })
       const file = opts.fileLabel !== undefined ? `, ${rt.file} of the file` : ''
-      lines.push(`  region ${r.id}: ${rangeText(r)}, ${r.dpages} dpages, ${rt.used} used, ${rt.poisoned} poisoned${file}`)
+      lines.push(`  region ${r.id}: ${rangeText(r)}, ${plural(r.dpages, 'dpage')}, ${rt.used} used, ${rt.poisoned} poisoned${file}`)
       lines.push(`  ${scaleText(r)}`)
       const width = hex(r.cells[r.cells.length - 1].firstPfn).length
       for (let i = 0; i < r.cells.length; i += rowCells) {
@@ -434,7 +458,7 @@ export function renderSvg (map: PoolMap, stat: Stat | null, opts: SvgOptions = {
   width = Math.max(width, x)
   for (const r of map.regions) {
     const group: string[] = []
-    const label = `node ${r.node} region ${r.id}: ${rangeText(r)}, ${r.dpages} dpages; ${scaleText(r)}`
+    const label = `node ${r.node} region ${r.id}: ${rangeText(r)}, ${plural(r.dpages, 'dpage')}; ${scaleText(r)}`
     group.push(text(MARGIN, label))
     y += LINE + 2
     r.cells.forEach((c, i) => {

@@ -59,9 +59,8 @@ export class ControlDir {
     this.add({ name: 'stat', mode: 0o444, public: true, render: () => renderStat(sb.pool) })
     // Physical addresses are root's alone, as /proc/PID/pagemap hides PFNs from other users.
     this.add({ name: 'pfns', mode: 0o400, render: () => renderPfns(sb) })
-    this.add({
-      name: 'map', mode: 0o644, public: true, render: () => renderMap(sb.pool, DEFAULT_MAP_CELLS), write: text => this.writeMap(text)
-    })
+    // Read-only, so that any user who may read it gets the whole map: `dmemfs stat` merges its cells.
+    this.add({ name: 'map', mode: 0o444, public: true, render: () => renderMap(sb.pool, MAP_CELLS) })
     this.add({ name: 'mce', mode: 0o600, render: () => this.lastMce, write: text => this.writeMce(text) })
     this.add({
       name: 'unpoison', mode: 0o600, render: () => this.lastUnpoison, write: text => this.writeUnpoison(text)
@@ -108,15 +107,6 @@ export class ControlDir {
     else if (file === 'ce') this.lastCe = reply
     else this.lastUnpoison = reply
     return { errno: EINVAL, reply }
-  }
-
-  writeMap (text: string): WriteResult {
-    const m = /^cells=([1-9][0-9]{0,3})\n?$/.exec(text)
-    const cells = m ? Number(m[1]) : 0
-    if (cells < 1 || cells > MAX_MAP_CELLS) {
-      return { errno: EINVAL, reply: `error: write cells=N, N from 1 to ${MAX_MAP_CELLS}\n` }
-    }
-    return { errno: 0, reply: renderMap(this.sb.pool, cells) }
   }
 
   writeMce (text: string): WriteResult {
@@ -235,8 +225,9 @@ export function renderTrace (tracer: Tracer): string {
   return header + lines.map(l => l + '\n').join('')
 }
 
-export const DEFAULT_MAP_CELLS = 64
-export const MAX_MAP_CELLS = 4096
+// Fine enough for `dmemfs stat` to merge into the cells it draws (512 of a 1G region's 4K dpages, 4096 at
+// most) with exact counts; a region with fewer dpages gets one cell a dpage.
+export const MAP_CELLS = 4096
 
 /** The pool as a map: per region, its place and `cells` runs of dpages, each given as `used/poisoned`
  *  (dpages a file owns / poisoned dpages). Every cell holds `per_cell` dpages but the last, which holds the

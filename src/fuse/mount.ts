@@ -80,7 +80,7 @@ export function describePool (layout: PoolLayout): string {
   const nodes = layout.nodes.length
   const first = layout.regions[0].phys
   return `pool ${fmtSize(layout.nodes[0].size)}${nodes > 1 ? ` x ${nodes} nodes` : ''}, ` +
-    `${layout.totalDpages} dpages of ${fmtSize(layout.dpageSize)} from phys 0x${first.toString(16)}`
+    `${layout.totalDpages} dpage${layout.totalDpages === 1 ? '' : 's'} of ${fmtSize(layout.dpageSize)} from phys 0x${first.toString(16)}`
 }
 
 

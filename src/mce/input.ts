@@ -27,6 +27,9 @@ const MF_NAMES: Array<[number, string]> = [
 export const MAX_INPUT = 256
 const U64_MAX = (1n << 64n) - 1n
 
+// The first PFN of the default pool (1G from phys 0x100000000), so the example works as given.
+export const EXAMPLE_PFN = '0x100000'
+
 export interface MceRequest {
   pfn: number // exact below 2^53; larger values can never be a dmem PFN and map to Infinity
   flags: number
@@ -37,7 +40,7 @@ export interface MceRequest {
 /** kstrtoull(text, 0): the whole string must be the number, optionally followed by one newline. */
 export function parseKernelU64 (text: string): ParseResult<bigint> {
   const body = text.endsWith('\n') ? text.slice(0, -1) : text
-  if (body === '') return { ok: false, error: 'empty input: write a PFN, e.g. 0x140000' }
+  if (body === '') return { ok: false, error: `empty input: write a PFN, e.g. ${EXAMPLE_PFN}` }
   const m = /^\+?(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9][0-9]*)$/.exec(body)
   if (!m) return { ok: false, error: `'${printable(body)}' is not a number (decimal, 0x hex or 0 octal)` }
   const digits = m[1]
@@ -63,7 +66,7 @@ export function parseMceRequest (text: string): ParseResult<MceRequest> {
   // there again, letting "12\n\n" through.
   if (line.includes('\n')) return { ok: false, error: 'more than one line: write a PFN and its flags on one line' }
   const words = line.split(/[ \t]+/).filter(w => w !== '')
-  if (words.length === 0) return { ok: false, error: 'empty input: write a PFN, e.g. 0x140000' }
+  if (words.length === 0) return { ok: false, error: `empty input: write a PFN, e.g. ${EXAMPLE_PFN}` }
   // kstrtoull() takes the number first: no blank may lead it.
   if (/^[ \t]/.test(line)) return { ok: false, error: 'leading blank: write the PFN first' }
   const pfn = parseKernelU64(words[0])
@@ -87,7 +90,7 @@ export function parsePfn (text: string): ParseResult<number> {
 function checkText (text: string): string | null {
   if (text.length > MAX_INPUT) return `input too long (${text.length} bytes; at most ${MAX_INPUT})`
   // eslint-disable-next-line no-control-regex
-  if (/[^\x20-\x7e\t\n]/.test(text)) return 'input is not text: write a PFN, e.g. 0x140000'
+  if (/[^\x20-\x7e\t\n]/.test(text)) return `input is not text: write a PFN, e.g. ${EXAMPLE_PFN}`
   return null
 }
 

@@ -44,7 +44,8 @@ function renderProcess (p: MceProcess, showEarlyKill: boolean): string {
   if (p.signal === 'SIGBUS') parts.push(`signal SIGBUS ${p.siCode} si_addr_lsb ${p.addrLsb}`)
   else if (p.signal === 'SIGKILL') parts.push('signal SIGKILL')
   else parts.push('signal none')
-  parts.push(`(${p.reason})`)
+  // The early-kill reason is shown once, after early_kill; the signal's reason need not repeat it.
+  parts.push(`(${showEarlyKill ? p.reason.replace(` (${p.earlyKillReason})`, '') : p.reason})`)
   if (p.sent === true) parts.push('sent')
   if (p.sent === false) parts.push(`not sent: ${p.sendError}`)
   return parts.join(' ')

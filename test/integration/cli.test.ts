@@ -106,6 +106,63 @@ describe('dmemfs CLI', function () {
       expect(r.status).to.equal(2)
       expect(r.stderr).to.match(/unknown command/)
     })
+
+    it('the mounted line counts dpages in the singular when there is one', async function () {
+      const m = await DmemfsMount.start('pagesize=1G,dmem=1G')
+      expect(m.stdout).to.match(/\(pool 1G, 1 dpage of 1G from phys 0x100000000\)/)
+    })
+  })
+
+  describe('help', function () {
+    // Every option the parser takes (src/options.ts), as a user writes it.
+    const MOUNT_OPTIONS = ['pagesize=', 'dmem=', 'size=', 'nodes=', 'max_alloc_try_dpages=', 'mode=', 'uid=', 'gid=',
+      'nr_inodes=', 'allow_other', 'early_kill=', 'poison_file', 'trace', 'user_xattr', 'nouser_xattr', 'prefault']
+
+    it('mount --help lists every mount option with its meaning, and each one listed mounts', async function () {
+      const help = sh(`${BIN} mount --help`)
+      expect(help.status).to.equal(0)
+      const listed = help.stdout.split('\n').filter(l => /^ {2}[a-z_]+(=|\[=| {2})/.test(l)).map(l => l.trim().split(/[= [|]/)[0])
+      expect(listed.sort()).to.deep.equal(MOUNT_OPTIONS.map(o => o.replace('=', '')).sort())
+      for (const line of help.stdout.split('\n').filter(l => /^ {2}[a-z_]+/.test(l) && !l.startsWith('  -o'))) {
+        expect(line.trim().split(/ {2,}/), line).to.have.length(2) // the option, then what it means
+      }
+    })
+
+    it('the top-level help shows every flag of every command, as each command\'s own help has it', function () {
+      const main = sh(`${BIN} --help`)
+      expect(main.status).to.equal(0)
+      const commands = ['mount', 'umount', 'mce', 'stat', 'pfn', 'unpoison', 'help']
+      for (const cmd of commands) {
+        const own = sh(`${BIN} ${cmd} --help`)
+        expect(own.status, cmd).to.equal(0)
+        const usage = /^usage: dmemfs (.*)$/m.exec(own.stdout)![1]
+        expect(main.stdout.split('\n'), cmd).to.include(`  ${usage}`)
+        const flags = usage.match(/-[a-z-]+/g) ?? []
+        for (const flag of flags) expect(own.stdout, `${cmd} ${flag}`).to.match(new RegExp(`^ {2}${flag}\\b.* {2}\\S`, 'm'))
+        expect(sh(`${BIN} help ${cmd}`).stdout, cmd).to.equal(own.stdout)
+      }
+      expect(main.stdout).to.include('  pfn FILE [--json] [--map] [--cells N]')
+    })
+
+    it('bad usage is one line on stderr and exit 2: an unknown command, flag or help topic', function () {
+      const cases: Array<[string, RegExp]> = [
+        ['help bogus', /unknown command 'bogus'/],
+        ['help mount umount', /at most one COMMAND/],
+        ['', /no command given/],
+        ['umount --force x', /unknown flag '--force'/],
+        ['mount -o', /-o needs a value/],
+        ['stat x --json=1', /--json takes no value/],
+        ['mce x 0x100000 --must-kil', /unknown flag '--must-kil'/],
+        ['unpoison x', /unpoison needs MOUNTPOINT and PFN/]
+      ]
+      for (const [args, message] of cases) {
+        const r = sh(`${BIN} ${args}`)
+        expect(r.status, args).to.equal(2)
+        expect(r.stderr.trim().split('\n'), args).to.have.length(1)
+        expect(r.stderr, args).to.match(message)
+        expect(r.stdout, args).to.equal('')
+      }
+    })
   })
 
   describe('pool shapes', function () {

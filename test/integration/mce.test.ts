@@ -181,10 +181,33 @@ describe('memory failure: free dpages, repeats, bad input, delivery', function (
     expect(isMounted(m.mnt)).to.equal(true)
     expect(m.stat()).to.deep.equal(before)
     expect(m.ok('cat keep')).to.equal('keep\n')
-    const cli = sh(`${BIN} mce ${m.mnt} nonsense`)
-    expect(cli.status).to.equal(1)
-    expect(cli.stderr.trim().split('\n')).to.have.length(1)
-    expect(cli.stderr).to.match(/not a number/)
+    // A PFN that is no number is bad usage (2); a number that is no dmem PFN is the daemon's refusal (1).
+    const cases: Array<[string, number, RegExp]> = [
+      [`mce ${m.mnt} nonsense`, 2, /not a number/],
+      [`mce ${m.mnt} zz`, 2, /not a number/],
+      [`mce ${m.mnt} 0x100000zz --must-kill`, 2, /not a number/],
+      [`unpoison ${m.mnt} zz`, 2, /not a number/],
+      [`mce ${m.mnt} 0x1`, 1, /0x1: not a dmem pfn/]
+    ]
+    for (const [args, status, why] of cases) {
+      const cli = sh(`${BIN} ${args}`)
+      expect(cli.status, args).to.equal(status)
+      expect(cli.stderr.trim().split('\n'), args).to.have.length(1)
+      expect(cli.stderr, args).to.match(why)
+    }
+    expect(m.stat()).to.deep.equal(before)
+  })
+
+  it('dmemfs mce never names itself: a descriptor it inherited from the shell is the shell\'s', function () {
+    m.ok('head -c 64K /dev/urandom > held')
+    const pfn = pfnAt(m.path('held'), 8192)
+    // The shell holds the file on fd 5 and runs dmemfs mce, which inherits fd 5.
+    // (The final `exit` keeps bash from replacing itself with the last command.)
+    const r = m.sh(`exec 5< held; echo "shell $$"; ${BIN} mce ${m.mnt} 0x${pfn.toString(16)} --must-kill --json; exit $?`)
+    expect(r.status, r.stderr).to.equal(0)
+    const shell = Number(/^shell (\d+)$/m.exec(r.stdout)![1])
+    const report = JSON.parse(r.stdout.slice(r.stdout.indexOf('{'))) as JsonReport
+    expect(report.processes.map(p => [p.pid, p.comm, p.fds, p.signal])).to.deep.equal([[shell, 'bash', [5], 'SIGKILL']])
   })
 
   it('the descriptor that wrote reads back that write\'s report', function () {

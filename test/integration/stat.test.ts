@@ -211,6 +211,13 @@ describe('dmemfs stat: the pool as a map (16M pool of 4K dpages)', function () {
     expect(sum(json.regions, 'file')).to.equal(60)
   })
 
+  it('counts one run, one frame and one byte in the singular', function () {
+    m.ok('printf x > one')
+    const r = dmemfs(`pfn ${m.path('one')}`)
+    expect(r.status, r.stderr).to.equal(0)
+    expect(r.stdout.split('\n')[0]).to.equal(`${m.path('one')}: 1 run, 1 frame of 4K (1 byte)`)
+  })
+
   it('colours the map on a terminal only (and not with NO_COLOR)', function () {
     if (sh('command -v script').status !== 0) this.skip()
     m.ok('head -c 1M /dev/urandom > data')
@@ -261,6 +268,11 @@ describe('dmemfs stat: the pool as a map (16M pool of 4K dpages)', function () {
     const notDmemfs = tempDir()
     const cases: Array<[string, number, RegExp]> = [
       [`stat ${notDmemfs}`, 1, /is not a mounted dmemfs/],
+      ['stat /nonexistent/dmemfs', 1, /^dmemfs: \/nonexistent\/dmemfs does not exist$/m],
+      [`stat ${m.mnt}/nothing`, 1, /nothing does not exist$/m],
+      [`pfn ${m.path('.dmem/stat')}`, 1, /\.dmem\/stat is not a regular dmemfs file/],
+      [`pfn ${m.path('.dmem/pfns')} --json`, 1, /\.dmem\/pfns is not a regular dmemfs file/],
+      [`pfn ${m.mnt}`, 1, /is not a regular dmemfs file/],
       ['stat', 2, /stat needs exactly one MOUNTPOINT/],
       [`stat ${m.mnt} ${m.mnt}`, 2, /stat needs exactly one MOUNTPOINT/],
       [`stat ${m.mnt} --cells 0`, 2, /--cells needs a number from 1 to 4096/],
@@ -285,6 +297,63 @@ describe('dmemfs stat: the pool as a map (16M pool of 4K dpages)', function () {
     expect(help.status).to.equal(0)
     expect(help.stdout).to.match(/^usage: dmemfs stat MOUNTPOINT \[--json\] \[--svg FILE\] \[--watch\] \[--cells N\]/)
     expect(dmemfs('--help').stdout).to.match(/^ {2}stat MOUNTPOINT/m)
+  })
+})
+
+describe('dmemfs stat as a user other than root (allow_other)', function () {
+  let m: DmemfsMount
+
+  before(async function () {
+    m = await DmemfsMount.start('size=64M,allow_other')
+    m.ok('head -c 300K /dev/urandom > a && head -c 5M /dev/urandom > b && rm a && head -c 1M /dev/urandom > c')
+    m.ok(`echo ${hex(0x100000 + 16383)} > .dmem/mce`) // free, the pool's last dpage
+    m.ok(`echo ${hex(filePfns(m.path('b'))[7])} > .dmem/mce`) // in b
+  })
+
+  after(stopAll)
+
+  const asNobody = (args: string): ShResult => sh(`setpriv --reuid=65534 --regid=65534 --clear-groups ${BIN} ${args}`)
+
+  it('draws the same map as root does, writing nothing', function () {
+    const before = fs.readFileSync(m.path('.dmem/map'), 'utf8')
+    for (const cells of ['', ' --cells 4096', ' --cells 300', ' --cells 1']) {
+      const user = asNobody(`stat ${m.mnt} --json${cells}`)
+      expect(user.status, user.stderr).to.equal(0)
+      expect(user.stderr).to.equal('')
+      expect(JSON.parse(user.stdout), cells).to.deep.equal(okJson(`stat ${m.mnt} --json${cells}`))
+    }
+    const text = asNobody(`stat ${m.mnt}`)
+    expect(text.status, text.stderr).to.equal(0)
+    expect(text.stdout).to.equal(dmemfs(`stat ${m.mnt}`).stdout)
+    expect(fs.readFileSync(m.path('.dmem/map'), 'utf8')).to.equal(before)
+  })
+
+  it('counts exactly what the pool holds, from .dmem/map read by that user', function () {
+    const st = m.stat()
+    const fine = JSON.parse(asNobody(`stat ${m.mnt} --json --cells 4096`).stdout) as StatJson
+    const r = fine.regions[0]
+    expect([r.per_cell, r.cells.length]).to.deep.equal([4, 4096])
+    expect(sum(fine.regions, 'used')).to.equal(1280 + 256) // b and c
+    expect(sum(fine.regions, 'poisoned')).to.equal(st.poisoned_dpages)
+    const coarse = JSON.parse(asNobody(`stat ${m.mnt} --json`).stdout) as StatJson
+    expect([coarse.regions[0].per_cell, coarse.regions[0].cells.length]).to.deep.equal([32, 512])
+    expect(sum(coarse.regions, 'used')).to.equal(1280 + 256)
+    expect(sum(coarse.regions, 'poisoned')).to.equal(2)
+    // A cell that does not divide evenly: fewer, larger cells with the same totals.
+    const odd = JSON.parse(asNobody(`stat ${m.mnt} --json --cells 300`).stdout) as StatJson
+    expect(odd.regions[0].cells.length).to.be.at.most(300)
+    expect(odd.regions[0].per_cell % 4).to.equal(0)
+    expect([sum(odd.regions, 'dpages'), sum(odd.regions, 'used'), sum(odd.regions, 'poisoned')]).to.deep.equal([16384, 1536, 2])
+  })
+
+  it('.dmem/map is read-only: what a read shows is all it does; writes are refused', function () {
+    const text = m.ok('cat .dmem/map')
+    expect(text.split('\n')[1]).to.match(/^region 0 node 0 phys 0x100000000 dpages 16384 dpage_size 4096 per_cell 4 cells /)
+    const w = m.sh('echo cells=8 > .dmem/map')
+    expect(w.status).to.not.equal(0)
+    expect(w.stderr).to.match(/Permission denied/)
+    expect(m.ok('cat .dmem/map')).to.equal(text)
+    expect(m.ok('stat -c %a .dmem/map')).to.equal('444\n')
   })
 })
 

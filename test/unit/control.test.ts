@@ -5,7 +5,7 @@
 import { expect } from 'chai'
 import { EBUSY, EINVAL } from '../../src/fs/errno'
 import { Superblock } from '../../src/fs/super'
-import { ControlDir, ControlFile, renderPfns, renderStat, WriteResult } from '../../src/control/control'
+import { ControlDir, ControlFile, MAP_CELLS, renderMap, renderPfns, renderStat, WriteResult } from '../../src/control/control'
 import { MiB } from '../../src/pool/layout'
 import { createFile, createOpen, FakeEnv, fakeEnv, lookup, makeSb, pfnOfIndex, writeAt } from './mce-fixtures'
 
@@ -65,13 +65,13 @@ describe('control directory', () => {
       'trace_pipe'
     ])
     expect([...dir.files.values()].map(f => f.mode)).to.deep.equal([
-      0o444, 0o400, 0o644, 0o600, 0o600, 0o400, 0o600, 0o600, 0o400, 0o600, 0o600, 0o400
+      0o444, 0o400, 0o444, 0o600, 0o600, 0o400, 0o600, 0o600, 0o400, 0o600, 0o600, 0o400
     ])
     // Readable by every user: the statistics and the map only; PFNs and injection are root's.
     expect([...dir.files.values()].filter(f => f.public).map(f => f.name)).to.deep.equal(['stat', 'map'])
     expect(file(dir, 'stat').write).to.equal(undefined)
     expect(file(dir, 'pfns').write).to.equal(undefined)
-    expect(file(dir, 'map').write).to.be.a('function')
+    expect(file(dir, 'map').write).to.equal(undefined) // read-only: every user gets the same whole map
     expect(file(dir, 'mce').write).to.be.a('function')
     expect(file(dir, 'unpoison').write).to.be.a('function')
     expect(render(dir, 'mce')).to.equal('no memory failure yet\n')
@@ -382,7 +382,7 @@ describe('control directory', () => {
   })
 
   describe('map', () => {
-    it('gives each region with per-cell used/poisoned counts, and cells=N chooses the resolution', () => {
+    it('gives each region with per-cell used/poisoned counts, a dpage a cell in a small region', () => {
       const f = createFile(sb, '/f', 3 * 4096)
       const owned = f.dpages!.get(0)!
       sb.pool.poison(owned)
@@ -394,12 +394,18 @@ describe('control directory', () => {
       const cells = m[4].split(' ').map(c => c.split('/').map(Number))
       expect(cells.reduce((n, c) => n + c[0], 0)).to.equal(f.dpages!.size)
       expect(cells.reduce((n, c) => n + c[1], 0)).to.equal(1)
-      expect(cells.length).to.equal(Math.ceil(Number(m[2]) / Number(m[3])))
-      const r = file(dir, 'map').write!('cells=4\n')
-      expect(r.errno).to.equal(0)
-      expect(r.reply.split('\n')[1]).to.match(/ cells \S+ \S+ \S+ \S+$/)
-      expect(file(dir, 'map').write!('cells=0').errno).to.equal(-22)
-      expect(file(dir, 'map').write!('lots').errno).to.equal(-22)
+      expect(Number(m[3])).to.equal(1)
+      expect(cells.length).to.equal(Number(m[2]))
+    })
+
+    it('cuts a large region into MAP_CELLS cells, fine enough for dmemfs stat to merge exactly', () => {
+      const big = makeSb({ size: 64 * MiB, nodes: 1, shift: 12 }) // 16384 dpages
+      createFile(big, '/f', 5 * 4096)
+      const line = renderMap(big.pool, MAP_CELLS).split('\n')[1]
+      const m = / dpages (\d+) dpage_size 4096 per_cell (\d+) cells (.*)$/.exec(line)!
+      expect([Number(m[1]), Number(m[2])]).to.deep.equal([16384, 4])
+      expect(m[3].split(' ')).to.have.length(MAP_CELLS)
+      expect(m[3].split(' ').slice(0, 3)).to.deep.equal(['4/0', '1/0', '0/0'])
     })
   })
 })

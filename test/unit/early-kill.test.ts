@@ -272,9 +272,14 @@ describe('early kill', () => {
       expect(m).to.include(' early_kill yes (system default early_kill=1) ')
       expect(m).to.include('signal SIGBUS BUS_MCEERR_AO')
       expect(o).to.include(' early_kill no (prctl PR_MCE_KILL_LATE) ')
-      expect(o).to.include('signal none (not collected early (prctl PR_MCE_KILL_LATE); will get EIO on read or write of the page)')
+      expect(o).to.include('signal none (not collected early; will get EIO on read or write of the page)')
       const s = renderReport(run('system').report)
       expect(s).to.match(/early_kill no \(no vm\.memory_failure_early_kill .*, taken as 0\) /)
+      // Each line gives its early-kill reason once.
+      for (const line of [m, o, ...s.split('\n').filter(l => l.startsWith('process '))]) {
+        const why = /early_kill (?:yes|no) \((.*?)\) /.exec(line)![1]
+        expect(line.split(why), line).to.have.length(2)
+      }
     })
 
     it("the text shows no early_kill under all", () => {

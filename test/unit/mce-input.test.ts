@@ -6,7 +6,8 @@ import {
   flagNames, MAX_INPUT, MF_ACTION_REQUIRED, MF_COUNT_INCREASED, MF_MUST_KILL, MF_NO_RETRY, MF_SOFT_OFFLINE,
   MF_SW_SIMULATED, MF_UNPOISON, MceRequest, parseKernelU64, parseMceRequest, parsePfn, pfnNumber
 } from '../../src/mce/input'
-import { ParseResult } from '../../src/pool/layout'
+import { defaultMountOptions } from '../../src/options'
+import { layoutPool, PAGE_SIZE, ParseResult } from '../../src/pool/layout'
 
 const U64_MAX = (1n << 64n) - 1n
 
@@ -35,6 +36,20 @@ function errorOf<T> (r: ParseResult<T>): string {
 }
 
 describe('mce input', () => {
+  it('the example PFN in the bad-input messages lies in the default pool', () => {
+    const defaults = defaultMountOptions()
+    const layout = layoutPool(defaults.dmem, defaults.nodes, defaults.dpageShift)
+    if (!layout.ok) throw new Error(layout.error)
+    const inPool = (pfn: number): boolean =>
+      layout.value.regions.some(r => pfn >= r.phys / PAGE_SIZE && pfn < (r.phys + r.dpages * layout.value.dpageSize) / PAGE_SIZE)
+    const messages = [errorOf(parseMceRequest('   ')), errorOf(parseMceRequest('\x01')), errorOf(parsePfn('')), errorOf(parsePfn('\n'))]
+    for (const message of messages) {
+      const example = /e\.g\. (0x[0-9a-f]+)/.exec(message)
+      expect(example, message).to.not.equal(null)
+      expect(inPool(parseInt(example![1], 16)), message).to.equal(true)
+    }
+  })
+
   describe('MF_ flags', () => {
     it('have the values of include/linux/mm.h enum mf_flags', () => {
       expect([MF_COUNT_INCREASED, MF_ACTION_REQUIRED, MF_MUST_KILL, MF_SOFT_OFFLINE, MF_UNPOISON,

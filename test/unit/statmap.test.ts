@@ -3,10 +3,10 @@
 // checked with a small strict XML parser, so a malformed image fails here without any outside tool.
 
 import { expect } from 'chai'
-import { renderMap, renderPfns, renderStat } from '../../src/control/control'
+import { MAP_CELLS, renderMap, renderPfns, renderStat } from '../../src/control/control'
 import { MiB } from '../../src/pool/layout'
 import {
-  cellState, cellTitle, dpageSizeName, formatBytes, legendText, markFile, parseMap, parsePfns, parseStat, PoolMap,
+  cellState, cellTitle, coarsenMap, dpageSizeName, formatBytes, legendText, markFile, parseMap, parsePfns, parseStat, PoolMap,
   regionsJson, renderSvg, renderText, scaleText, Stat, statJson, totals, xmlEscape
 } from '../../src/statmap'
 import { createFile, makeSb } from './mce-fixtures'
@@ -251,6 +251,34 @@ describe('statmap: cell states and marks', () => {
     expect(marked.regions[0].cells.map(c => c.file)).to.deep.equal([1, 1])
   })
 
+  it('merges the fine cells of .dmem/map into coarser ones with the same counts as the pool has', () => {
+    // 64M of 4K dpages: .dmem/map gives 4096 cells of 4; any coarser request is counted exactly.
+    const sb = makeSb({ size: 64 * MiB, nodes: 1, shift: 12 })
+    const pool = sb.pool
+    createFile(sb, '/a', 300 * 1024)
+    createFile(sb, '/b', 5 * MiB + 4096)
+    pool.poison(pool.regions[0].base + 16383) // free, at the very end
+    pool.poison(pool.regions[0].base + 80) // in /b
+    const fine = okMap(renderMap(pool, MAP_CELLS))
+    for (const cells of [4096, 512, 300, 7, 1]) {
+      const want = okMap(renderMap(pool, cells)) // what the daemon would have counted for `cells`
+      const got = coarsenMap(fine, cells)
+      const r = got.regions[0]
+      expect(r.perCell % 4, `${cells}`).to.equal(0)
+      expect(r.cells.length, `${cells}`).to.be.at.most(cells)
+      expect({ ...totals(got), cells: 0 }, `${cells}`).to.deep.equal({ ...totals(want), cells: 0 })
+      // each merged cell counts exactly its dpages, as the pool does
+      for (const c of r.cells) {
+        const first = pool.regions[0].base + (c.firstPfn - r.pfnFirst)
+        const n = pool.countRange(first, first + c.dpages)
+        expect([c.used, c.poisoned], `${cells} cell ${c.index}`).to.deep.equal([n.used, n.poisoned])
+      }
+    }
+    // a power-of-two region gets exactly the cells asked for
+    expect(coarsenMap(fine, 512).regions[0].cells).to.have.length(512)
+    expect(coarsenMap(fine, 512).regions[0].perCell).to.equal(32)
+  })
+
   it('reads what the control files render: a real pool, its file, its poison', () => {
     const sb = makeSb({ size: 8 * MiB, nodes: 2, shift: 12 })
     const pool = sb.pool
@@ -335,6 +363,15 @@ describe('statmap: text', () => {
     expect(gridRows(text)).to.deep.equal([{ pfn: 0x100000, cells: '#X.' }, { pfn: 0x10000a, cells: '.+X' }])
     expect(text.indexOf('node 0')).to.be.lessThan(text.indexOf('region 0:'))
     expect(text.indexOf('region 0:')).to.be.lessThan(text.indexOf('node 1'))
+  })
+
+  it('says 1 dpage, not 1 dpages, in the text and the SVG', () => {
+    const one = okMap('region 0 node 0 phys 0x40000000 dpages 1 dpage_size 1073741824 per_cell 1 cells 1/0\n')
+    const text = renderText(one, null)
+    expect(text).to.include('node 0: 1 dpage, 1 used, 0 poisoned')
+    expect(text).to.include('(phys 0x40000000-0x7fffffff), 1 dpage, 1 used')
+    expect(renderSvg(one, null)).to.include(', 1 dpage; ')
+    expect(text + renderSvg(one, null)).to.not.match(/\b1 dpages\b/)
   })
 
   it('wraps a region\'s cells into rows, each row starting with its first PFN', () => {

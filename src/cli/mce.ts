@@ -1,0 +1,32 @@
+// dmemfs mce: run the memory-failure path for a PFN, as a write to .dmem/mce does, and print the report.
+
+import { MountError } from '../fuse/mount'
+import { askControl, checkPfn, closeInheritedUnder, Command, controlPath, firstLine, mountedDmemfs, Parsed, UsageError } from './common'
+
+// Each flag is the control file's word of the same name, `-` for `_`.
+const WORDS = ['action-required', 'must-kill', 'deliver', 'json']
+
+export const mce: Command = {
+  name: 'mce',
+  args: 'MOUNTPOINT PFN',
+  summary: 'run the memory-failure path for a PFN and print the report',
+  flags: [
+    { name: 'action-required', help: 'MF_ACTION_REQUIRED: signal BUS_MCEERR_AR instead of BUS_MCEERR_AO' },
+    { name: 'must-kill', help: 'MF_MUST_KILL: signal the processes (without it, none is signalled)' },
+    { name: 'deliver', help: 'really send the signals (plain SIGBUS/SIGKILL from user space)' },
+    { name: 'json', help: 'print the report as JSON' }
+  ],
+  details: 'Runs the memory-failure path for the 4 KiB frame PFN (decimal, 0x hex or 0 octal), as writing it to\n' +
+    'MOUNTPOINT/.dmem/mce does, and prints the report.',
+  run (parsed: Parsed): number {
+    if (parsed.positionals.length !== 2) throw new UsageError('mce needs MOUNTPOINT and PFN')
+    const [mountpoint, pfn] = parsed.positionals
+    const words = [checkPfn(pfn), ...WORDS.filter(w => parsed.flags.has(w)).map(w => w.replace('-', '_'))]
+    const mnt = mountedDmemfs(mountpoint)
+    closeInheritedUnder(mnt)
+    const { ok, reply } = askControl(controlPath(mnt, 'mce'), words.join(' ') + '\n')
+    if (!ok) throw new MountError(firstLine(reply))
+    process.stdout.write(reply)
+    return 0
+  }
+}

@@ -1,0 +1,40 @@
+// dmemfs mount: mount and serve in the foreground.
+
+import { describePool, mountDmemfs, serveUntilUnmounted } from '../fuse/mount'
+import { MOUNT_OPTIONS, MountOptionDef, parseMountOptions } from '../options'
+import { Command, hanging, Parsed, print, UsageError } from './common'
+
+/** A mount option's meaning as plain text: the README's `code` spans without their backticks. */
+function plainMeaning (o: MountOptionDef): string {
+  const meaning = o.meaning.replace(/`/g, '')
+  return o.default === '' ? meaning : `${meaning} (default ${o.default.replace(/`/g, '')})`
+}
+
+/** Every mount option with its meaning and default, as `dmemfs mount --help` lists them. */
+export function mountOptionsHelp (): string {
+  const width = Math.max(...MOUNT_OPTIONS.map(o => o.syntax.length))
+  const lines = ['mount options (comma-separated after -o, in the kernel\'s spelling):']
+  for (const o of MOUNT_OPTIONS) lines.push(...hanging(`  ${o.syntax.padEnd(width)}  `, plainMeaning(o)))
+  return lines.join('\n')
+}
+
+export const mount: Command = {
+  name: 'mount',
+  args: 'MOUNTPOINT',
+  summary: 'mount dmemfs and serve it in the foreground (Ctrl-C unmounts)',
+  flags: [{ name: 'options', short: 'o', value: 'OPTIONS', multiple: true, help: 'mount options, comma-separated; -o may be repeated' }],
+  details: 'Mounts dmemfs on an existing empty directory and serves it in the foreground until SIGINT or\n' +
+    'SIGTERM, or until it is unmounted.',
+  get epilogue () { return mountOptionsHelp() },
+  async run (parsed: Parsed): Promise<number> {
+    if (parsed.positionals.length !== 1) throw new UsageError('mount needs exactly one MOUNTPOINT')
+    const opts = parseMountOptions(parsed.values.get('options') ?? [])
+    if (!opts.ok) throw new UsageError(opts.error)
+    const mounted = await mountDmemfs(parsed.positionals[0], opts.value, print)
+    // Signal handlers first: whoever reads the next line may send SIGINT at once.
+    const served = serveUntilUnmounted(mounted, print)
+    print(`dmemfs: mounted ${mounted.mountpoint} (${describePool(mounted.sb.pool.layout)})`)
+    await served
+    return 0
+  }
+}

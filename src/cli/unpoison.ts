@@ -1,0 +1,21 @@
+// dmemfs unpoison: return a poisoned dpage to service, as a write to .dmem/unpoison does.
+
+import { MountError } from '../fuse/mount'
+import { askControl, checkPfn, Command, controlPath, firstLine, mountedDmemfs, Parsed, UsageError } from './common'
+
+export const unpoison: Command = {
+  name: 'unpoison',
+  args: 'MOUNTPOINT PFN',
+  summary: 'return a poisoned dpage to service',
+  flags: [],
+  details: 'Returns a poisoned dpage to service, as writing PFN to MOUNTPOINT/.dmem/unpoison does. A dpage still\n' +
+    'owned by a file stays poisoned (exit 1).',
+  run (parsed: Parsed): number {
+    if (parsed.positionals.length !== 2) throw new UsageError('unpoison needs MOUNTPOINT and PFN')
+    const [mountpoint, pfn] = parsed.positionals
+    const { ok, reply } = askControl(controlPath(mountedDmemfs(mountpoint), 'unpoison'), checkPfn(pfn) + '\n')
+    if (!ok) throw new MountError(firstLine(reply))
+    process.stdout.write(reply)
+    return 0
+  }
+}
