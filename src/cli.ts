@@ -4,6 +4,7 @@
 import { execFileSync } from 'child_process'
 import * as fs from 'fs'
 import * as path from 'path'
+import { argBytes } from './argv'
 import { describePool, findMount, FSTYPE, mountDmemfs, MountError, readMounts, serveUntilUnmounted } from './fuse/mount'
 import { parseMountOptions } from './options'
 import {
@@ -85,6 +86,11 @@ function print (line: string): void {
   process.stdout.write(line + '\n')
 }
 
+/** Prints a line of bytes (one char per byte), such as a file's name or a control file's text. */
+function printBytes (line: string): void {
+  process.stdout.write(Buffer.from(line + '\n', 'latin1'))
+}
+
 function parseMountArgs (args: string[]): { mountpoint: string, options: string[] } {
   const options: string[] = []
   const positional: string[] = []
@@ -109,9 +115,10 @@ async function cmdMount (args: string[]): Promise<number> {
   const { mountpoint, options } = parseMountArgs(args)
   const opts = parseMountOptions(options)
   if (!opts.ok) throw new UsageError(opts.error)
-  const mounted = await mountDmemfs(mountpoint, opts.value, print)
+  // The daemon's log lines are byte strings: a file's name in them goes out exactly.
+  const mounted = await mountDmemfs(mountpoint, opts.value, printBytes)
   // Signal handlers first: whoever reads the next line may send SIGINT at once.
-  const served = serveUntilUnmounted(mounted, print)
+  const served = serveUntilUnmounted(mounted, printBytes)
   print(`dmemfs: mounted ${mounted.mountpoint} (${describePool(mounted.sb.pool.layout)})`)
   await served
   return 0
@@ -151,7 +158,8 @@ function controlPath (mountpoint: string, name: string): string {
   return path.join(mnt, '.dmem', name)
 }
 
-/** Writes a request to a control file and reads the reply from the same descriptor. */
+/** Writes a request to a control file and reads the reply from the same descriptor. The reply is bytes
+ *  (one char per byte): names in it are exact. */
 function askControl (file: string, request: string): { ok: boolean, reply: string } {
   const fd = fs.openSync(file, 'r+')
   try {
@@ -171,7 +179,7 @@ function askControl (file: string, request: string): { ok: boolean, reply: strin
       chunks.push(buf.subarray(0, n))
       len += n
     }
-    return { ok, reply: Buffer.concat(chunks).toString('utf8') }
+    return { ok, reply: Buffer.concat(chunks).toString('latin1') }
   } finally {
     fs.closeSync(fd)
   }
@@ -191,7 +199,7 @@ function cmdMce (args: string[]): number {
   if (flags.has('--json')) words.push('json')
   const { ok, reply } = askControl(controlPath(positional[0], 'mce'), words.join(' ') + '\n')
   if (!ok) throw new MountError(firstLine(reply))
-  process.stdout.write(reply)
+  process.stdout.write(Buffer.from(reply, 'latin1'))
   return 0
 }
 
@@ -199,8 +207,12 @@ function cmdUnpoison (args: string[]): number {
   const { positional } = parseFlags(args, [])
   if (positional.length !== 2) throw new UsageError('unpoison needs MOUNTPOINT and PFN')
   const { ok, reply } = askControl(controlPath(positional[0], 'unpoison'), positional[1] + '\n')
-  if (!ok) throw new MountError(firstLine(reply))
-  process.stdout.write(reply)
+  if (!ok) {
+    // The reason may name a file: its bytes go out exactly.
+    process.stderr.write(Buffer.from(`dmemfs: ${firstLine(reply)}\n`, 'latin1'))
+    return EXIT_FAILURE
+  }
+  process.stdout.write(Buffer.from(reply, 'latin1'))
   return 0
 }
 
@@ -210,11 +222,16 @@ interface PfnRun {
   frames: number
 }
 
-/** The mounted dmemfs holding `file`: the deepest dmemfs mount point that is a prefix of its real path. */
+/** The mounted dmemfs holding `file` (a byte string): the deepest dmemfs mount point that is a prefix of
+ *  its real path. */
 function dmemfsMountOf (file: string): string {
-  const real = fs.realpathSync(file)
-  const mounts = readMounts().filter(m => m.fstype === FSTYPE && (real === m.mountpoint || real.startsWith(m.mountpoint + '/')))
-  if (mounts.length === 0) throw new MountError(`${file} is not on a dmemfs`)
+  // The native realpath: fs.realpathSync() itself works on strings and would decode the bytes.
+  const real = fs.realpathSync.native(Buffer.from(file, 'latin1'), 'latin1')
+  const mounts = readMounts().filter(m => {
+    const bytes = Buffer.from(m.mountpoint, 'utf8').toString('latin1')
+    return m.fstype === FSTYPE && (real === bytes || real.startsWith(bytes + '/'))
+  })
+  if (mounts.length === 0) throw new MountError(`${Buffer.from(file, 'latin1').toString('utf8')} is not on a dmemfs`)
   return mounts.reduce((a, b) => (b.mountpoint.length > a.mountpoint.length ? b : a)).mountpoint
 }
 
@@ -223,12 +240,13 @@ function cmdPfn (args: string[]): number {
   if (positional.length !== 1) throw new UsageError('pfn needs exactly one FILE')
   if (values.has('--cells') && !flags.has('--map')) throw new UsageError('--cells goes with --map')
   const cells = parseCells(values.get('--cells'))
-  const file = positional[0]
+  // FILE's exact bytes: a name that is not UTF-8 is still found.
+  const file = argBytes(positional[0])
   const mnt = dmemfsMountOf(file)
-  const st = fs.statSync(file)
-  if (!st.isFile()) throw new MountError(`${file} is not a regular file`)
+  const st = fs.statSync(Buffer.from(file, 'latin1'))
+  if (!st.isFile()) throw new MountError(`${positional[0]} is not a regular file`)
   const runs: PfnRun[] = []
-  for (const line of fs.readFileSync(path.join(mnt, '.dmem', 'pfns'), 'utf8').split('\n')) {
+  for (const line of fs.readFileSync(path.join(mnt, '.dmem', 'pfns'), 'latin1').split('\n')) {
     const f = line.split(' ')
     if (f.length < 5 || f[0] === '#' || Number(f[0]) !== st.ino) continue
     runs.push({ offset: Number(f[1]), pfn: f[2], frames: Number(f[3]) })
@@ -242,12 +260,12 @@ function cmdPfn (args: string[]): number {
     return 0
   }
   const frames = runs.reduce((n, r) => n + r.frames, 0)
-  print(`${file}: ${runs.length} run${runs.length === 1 ? '' : 's'}, ${frames} frames of 4K (${st.size} bytes)`)
+  printBytes(`${file}: ${runs.length} run${runs.length === 1 ? '' : 's'}, ${frames} frames of 4K (${st.size} bytes)`)
   print(' run         offset              pfn     frames')
   runs.forEach((r, i) => print(`${String(i).padStart(4)} ${String(r.offset).padStart(14)} ${r.pfn.padStart(16)} ${String(r.frames).padStart(10)}`))
   if (map) {
     print('')
-    process.stdout.write(renderText(map, null, { colour: useColour(), fileLabel: path.basename(file) }))
+    process.stdout.write(renderText(map, null, { colour: useColour(), fileLabel: path.basename(positional[0]) }))
   }
   return 0
 }
