@@ -8,6 +8,8 @@
 //
 // PFNs and physical addresses exceed 2^32: no 32-bit bit operators here; all values stay below 2^53.
 
+import { nameUnescape } from './fs/name'
+
 export type ParseResult<T> = { ok: true, value: T } | { ok: false, error: string }
 
 export const PAGE_SIZE = 4096
@@ -52,7 +54,7 @@ export interface PfnRun {
   offset: number
   pfn: number
   frames: number
-  path: string
+  path: string // the name's bytes, one char per byte (the file escapes them as seq_file does)
 }
 
 // --- parsing ---------------------------------------------------------------------------------------------
@@ -121,7 +123,7 @@ export function parsePfns (text: string, ino?: number): ParseResult<PfnRun[]> {
     const m = /^(\d+) (\d+) 0x([0-9a-f]+) (\d+) (.*)$/.exec(line)
     if (!m) return { ok: false, error: `bad line in .dmem/pfns: '${clip(line)}'` }
     if (ino !== undefined && Number(m[1]) !== ino) continue
-    runs.push({ ino: Number(m[1]), offset: Number(m[2]), pfn: parseInt(m[3], 16), frames: Number(m[4]), path: m[5] })
+    runs.push({ ino: Number(m[1]), offset: Number(m[2]), pfn: parseInt(m[3], 16), frames: Number(m[4]), path: nameUnescape(m[5]) })
   }
   return { ok: true, value: runs }
 }

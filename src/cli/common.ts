@@ -43,6 +43,11 @@ export function print (line: string): void {
   process.stdout.write(line + '\n')
 }
 
+/** Prints a line of bytes (one char per byte), such as a file's name or a control file's text. */
+export function printBytes (line: string): void {
+  process.stdout.write(Buffer.from(line + '\n', 'latin1'))
+}
+
 /** How a flag is written in a usage line: `-o OPTIONS`, `--cells N`, `--json`. */
 function flagSpelling (f: FlagDef): string {
   const name = f.short ? `-${f.short}` : `--${f.name}`
@@ -221,7 +226,8 @@ function readAll (fd: number): string {
     chunks.push(buf.subarray(0, n))
     len += n
   }
-  return Buffer.concat(chunks).toString('utf8')
+  // Bytes, one char each: names in a control file's text are exact (see printBytes).
+  return Buffer.concat(chunks).toString('latin1')
 }
 
 /** The first line of a control file's reply, without its `error: `. */

@@ -26,7 +26,7 @@ export const mce: Command = {
     closeInheritedUnder(mnt)
     const { ok, reply } = askControl(controlPath(mnt, 'mce'), words.join(' ') + '\n')
     if (!ok) throw new MountError(firstLine(reply))
-    process.stdout.write(reply)
+    process.stdout.write(Buffer.from(reply, 'latin1'))
     return 0
   }
 }

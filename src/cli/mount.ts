@@ -2,7 +2,7 @@
 
 import { describePool, mountDmemfs, serveUntilUnmounted } from '../fuse/mount'
 import { MOUNT_OPTIONS, MountOptionDef, parseMountOptions } from '../options'
-import { Command, hanging, Parsed, print, UsageError } from './common'
+import { Command, hanging, Parsed, print, printBytes, UsageError } from './common'
 
 /** A mount option's meaning as plain text: the README's `code` spans without their backticks. */
 function plainMeaning (o: MountOptionDef): string {
@@ -30,9 +30,10 @@ export const mount: Command = {
     if (parsed.positionals.length !== 1) throw new UsageError('mount needs exactly one MOUNTPOINT')
     const opts = parseMountOptions(parsed.values.get('options') ?? [])
     if (!opts.ok) throw new UsageError(opts.error)
-    const mounted = await mountDmemfs(parsed.positionals[0], opts.value, print)
+    // The daemon's log lines are byte strings: a file's name in them goes out exactly.
+    const mounted = await mountDmemfs(parsed.positionals[0], opts.value, printBytes)
     // Signal handlers first: whoever reads the next line may send SIGINT at once.
-    const served = serveUntilUnmounted(mounted, print)
+    const served = serveUntilUnmounted(mounted, printBytes)
     print(`dmemfs: mounted ${mounted.mountpoint} (${describePool(mounted.sb.pool.layout)})`)
     await served
     return 0

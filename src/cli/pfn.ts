@@ -5,7 +5,8 @@ import * as path from 'path'
 import { FSTYPE, MountError, readMounts } from '../fuse/mount'
 import { CONTROL_DIR } from '../control/control'
 import { markFile, parsePfns, plural, regionsJson, renderText } from '../statmap'
-import { Command, controlPath, parseCells, Parsed, print, readControl, readMap, UsageError, useColour, value } from './common'
+import { argBytes } from '../argv'
+import { Command, controlPath, parseCells, Parsed, print, printBytes, readControl, readMap, UsageError, useColour, value } from './common'
 import { DEFAULT_CELLS, MAX_CELLS } from '../statmap'
 
 interface PfnRun {
@@ -14,20 +15,26 @@ interface PfnRun {
   frames: number
 }
 
-/** The mounted dmemfs holding `real` (a resolved path): the deepest dmemfs mount point above it. */
+/** The mounted dmemfs holding `real` (a resolved path, as bytes): the deepest dmemfs mount point above it. */
 function dmemfsMountOf (real: string, file: string): string {
-  const mounts = readMounts().filter(m => m.fstype === FSTYPE && (real === m.mountpoint || real.startsWith(m.mountpoint + '/')))
+  const mounts = readMounts().filter(m => {
+    const bytes = Buffer.from(m.mountpoint, 'utf8').toString('latin1')
+    return m.fstype === FSTYPE && (real === bytes || real.startsWith(bytes + '/'))
+  })
   if (mounts.length === 0) throw new MountError(`${file} is not on a dmemfs`)
   return mounts.reduce((a, b) => (b.mountpoint.length > a.mountpoint.length ? b : a)).mountpoint
 }
 
-/** The mount holding `file`, which must be a regular file of it: not a directory, not a control file. */
-function dmemfsFileMount (file: string): { mnt: string, ino: number, size: number } {
-  const real = fs.realpathSync(file)
-  const mnt = dmemfsMountOf(real, file)
-  const st = fs.statSync(real)
-  const inControlDir = path.relative(mnt, real).split(path.sep)[0] === CONTROL_DIR
-  if (!st.isFile() || inControlDir) throw new MountError(`${file} is not a regular dmemfs file`)
+/** The mount holding `file` (a byte string), which must be a regular file of it: not a directory, not a
+ *  control file. */
+function dmemfsFileMount (file: string, shown: string): { mnt: string, ino: number, size: number } {
+  // The native realpath: fs.realpathSync() itself works on strings and would decode the bytes.
+  const real = fs.realpathSync.native(Buffer.from(file, 'latin1'), 'latin1')
+  const mnt = dmemfsMountOf(real, shown)
+  const st = fs.statSync(Buffer.from(real, 'latin1'))
+  const mntBytes = Buffer.from(mnt, 'utf8').toString('latin1')
+  const inControlDir = real.slice(mntBytes.length + 1).split('/')[0] === CONTROL_DIR
+  if (!st.isFile() || inControlDir) throw new MountError(`${shown} is not a regular dmemfs file`)
   return { mnt, ino: st.ino, size: st.size }
 }
 
@@ -57,8 +64,10 @@ export const pfn: Command = {
     const withMap = parsed.flags.has('map')
     if (parsed.values.has('cells') && !withMap) throw new UsageError('--cells goes with --map')
     const cells = parseCells(value(parsed, 'cells'))
-    const file = parsed.positionals[0]
-    const { mnt, ino, size } = dmemfsFileMount(file)
+    const shown = parsed.positionals[0]
+    // FILE's exact bytes: a name that is not UTF-8 is still found.
+    const file = argBytes(shown)
+    const { mnt, ino, size } = dmemfsFileMount(file, shown)
     const runs = fileRuns(mnt, ino)
     // The map comes from a second read: a file written in between may show a cell or two apart.
     const map = withMap ? markFile(readMap(mnt, cells), runs.map(r => ({ pfn: parseInt(r.pfn, 16), frames: r.frames }))) : null
@@ -67,12 +76,12 @@ export const pfn: Command = {
       return 0
     }
     const frames = runs.reduce((n, r) => n + r.frames, 0)
-    print(`${file}: ${plural(runs.length, 'run')}, ${plural(frames, 'frame')} of 4K (${plural(size, 'byte')})`)
+    printBytes(`${file}: ${plural(runs.length, 'run')}, ${plural(frames, 'frame')} of 4K (${plural(size, 'byte')})`)
     print(' run         offset              pfn     frames')
     runs.forEach((r, i) => print(`${String(i).padStart(4)} ${String(r.offset).padStart(14)} ${r.pfn.padStart(16)} ${String(r.frames).padStart(10)}`))
     if (map) {
       print('')
-      process.stdout.write(renderText(map, null, { colour: useColour(), fileLabel: path.basename(file) }))
+      process.stdout.write(renderText(map, null, { colour: useColour(), fileLabel: path.basename(shown) }))
     }
     return 0
   }

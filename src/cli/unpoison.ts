@@ -1,6 +1,5 @@
 // dmemfs unpoison: return a poisoned dpage to service, as a write to .dmem/unpoison does.
 
-import { MountError } from '../fuse/mount'
 import { askControl, checkPfn, Command, controlPath, firstLine, mountedDmemfs, Parsed, UsageError } from './common'
 
 export const unpoison: Command = {
@@ -14,8 +13,12 @@ export const unpoison: Command = {
     if (parsed.positionals.length !== 2) throw new UsageError('unpoison needs MOUNTPOINT and PFN')
     const [mountpoint, pfn] = parsed.positionals
     const { ok, reply } = askControl(controlPath(mountedDmemfs(mountpoint), 'unpoison'), checkPfn(pfn) + '\n')
-    if (!ok) throw new MountError(firstLine(reply))
-    process.stdout.write(reply)
+    if (!ok) {
+      // The reason may name a file: its bytes go out exactly.
+      process.stderr.write(Buffer.from(`dmemfs: ${firstLine(reply)}\n`, 'latin1'))
+      return 1
+    }
+    process.stdout.write(Buffer.from(reply, 'latin1'))
     return 0
   }
 }

@@ -4,6 +4,7 @@
 // writer reads back from the same descriptor.
 
 import { EBUSY, EINVAL, Errno } from '../fs/errno'
+import { jsonAscii, nameEscape } from '../fs/name'
 import { Superblock } from '../fs/super'
 import { parseMceRequest, parsePfn } from '../mce/input'
 import { EarlyKillMode, locatePfn, memoryFailure, MceEnvironment, NOT_DMEM_PFN } from '../mce/memory-failure'
@@ -26,7 +27,7 @@ export interface ControlFile {
   name: string
   mode: number // permission bits; the files belong to root
   public?: boolean // readable by every user; all others are root's alone, and every write is root's
-  render (): string
+  render (): string // text whose chars are bytes (latin1): names in it are byte strings
   write? (text: string): WriteResult
   truncate? (): void // what opening with O_TRUNC does
   stream?: Tracer // reads block and stream new events from this ring (trace_pipe)
@@ -118,7 +119,7 @@ export class ControlDir {
     this.poisonBook.note(report)
     if (report.state !== 'already-poisoned') this.opts.onPoisonChange()
     this.lastMce = renderReport(report)
-    const reply = req.value.json ? JSON.stringify(reportJson(report), null, 2) + '\n' : this.lastMce
+    const reply = req.value.json ? jsonAscii(reportJson(report), 2) + '\n' : this.lastMce
     return { errno: 0, reply }
   }
 
@@ -184,7 +185,7 @@ export class ControlDir {
       this.opts.onPoisonChange()
     } else {
       const inode = this.sb.inode(owner)
-      const path = inode ? this.sb.pathOf(inode) ?? '(deleted)' : '?'
+      const path = inode ? nameEscape(this.sb.pathOf(inode) ?? '(deleted)') : '?'
       this.lastUnpoison = `Unpoison: the hwpoison page has non-NULL mapping ${hex}: ` +
         `still owned by ${path} (ino ${owner}); it stays poisoned\n`
       errno = EBUSY
@@ -247,13 +248,14 @@ export function renderMap (pool: DmemPool, cells: number): string {
   return lines.join('\n') + '\n'
 }
 
-/** Which PFNs back which file: one line per run of dpages contiguous in both the file and the pool. */
+/** Which PFNs back which file: one line per run of dpages contiguous in both the file and the pool. The
+ *  path is escaped as seq_file does (`\012` for a newline), so each line holds one run. */
 export function renderPfns (sb: Superblock): string {
   const pool = sb.pool
   const lines = ['# ino offset pfn frames path']
   for (const inode of sb.allInodes()) {
     if (!inode.dpages || inode.dpages.size === 0) continue
-    const path = sb.pathOf(inode) ?? '(deleted)'
+    const path = nameEscape(sb.pathOf(inode) ?? '(deleted)')
     const indices = [...inode.dpages.keys()].sort((a, b) => a - b)
     let i = 0
     while (i < indices.length) {

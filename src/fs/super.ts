@@ -2,6 +2,9 @@
 // handles and statfs. Paths are absolute, '/'-separated, already split and checked by the kernel for
 // symlinks and permissions (the mount uses default_permissions), so no access checks are repeated here.
 // Every operation returns its result or a negative errno; nothing throws for a user's mistake.
+// A Linux name is bytes: every name here (path components, symlink targets, xattr names) is a byte string,
+// one char per byte (char codes 0-255), as the binding hands them over (latin1). Nothing decodes or
+// normalises them; a name's length in bytes is its length.
 
 import { PAGE_SIZE } from '../pool/layout'
 import { DmemPool } from '../pool/pool'
@@ -292,11 +295,11 @@ export class Superblock {
   }
 
   symlink (target: string, path: string, cred: Cred = ROOT_CRED): 0 | Errno {
-    if (Buffer.byteLength(target) >= PATH_MAX) return ENAMETOOLONG
+    if (target.length >= PATH_MAX) return ENAMETOOLONG
     const created = this.createEntry(path, S_IFLNK | 0o777, cred)
     if (isErrno(created)) return created
     created.target = target
-    created.size = Buffer.byteLength(target)
+    created.size = target.length
     return 0
   }
 
@@ -444,7 +447,7 @@ export class Superblock {
 
   setxattr (inode: Inode, name: string, value: Buffer, flags: number): 0 | Errno {
     if (!name.startsWith('user.')) return EOPNOTSUPP
-    if (Buffer.byteLength(name) > NAME_MAX) return ERANGE
+    if (name.length > NAME_MAX) return ERANGE
     if (value.length > XATTR_SIZE_MAX) return ERANGE
     const xattrs = inode.xattrs ?? new Map<string, Buffer>()
     if ((flags & XATTR_CREATE) && xattrs.has(name)) return EEXIST
@@ -537,10 +540,9 @@ export class Superblock {
   }
 }
 
-/** A name of more than NAME_MAX bytes. UTF-8 takes at most 3 bytes per UTF-16 unit, so short names skip
- *  the count. */
+/** A name of more than NAME_MAX bytes (names are byte strings: one char per byte). */
 function tooLong (name: string): boolean {
-  return name.length * 3 > NAME_MAX && Buffer.byteLength(name) > NAME_MAX
+  return name.length > NAME_MAX
 }
 
 /** The form FUSE passes paths in, the only one the dentry cache keeps: '/', or '/a/b' without empty names. */

@@ -80,6 +80,7 @@ declare module 'fuse-native' {
       entryTimeout?: number
       negativeTimeout?: number
       timeNs?: boolean // times as BigInt nanoseconds; utimens gets UTIME_NOW/UTIME_OMIT
+      binaryNames?: boolean // names cross as latin1 strings, one char per byte
     }
 
     interface FuseContext {
@@ -87,6 +88,7 @@ declare module 'fuse-native' {
       gid: number
       pid: number // the calling thread's id
       umask: number
+      unique?: number // patched: the kernel's number of the request (one request may call several handlers); 0 unknown
     }
   }
 

@@ -5,6 +5,7 @@ import { ChildProcess, execFileSync, spawn } from 'child_process'
 import * as fs from 'fs'
 import * as path from 'path'
 import { ControlDir } from '../control/control'
+import { textBytes } from '../fs/name'
 import { Superblock } from '../fs/super'
 import { MountOptions } from '../options'
 import { fmtSize, layoutPool, PoolLayout } from '../pool/layout'
@@ -140,14 +141,14 @@ function writePoisonFile (file: string, pool: DmemPool, log: (line: string) => v
     fs.writeFileSync(file + '.tmp', renderPoisonFile(pool))
     fs.renameSync(file + '.tmp', file)
   } catch (err) {
-    log(`dmemfs: cannot save poison to ${file}: ${(err as Error).message}`)
+    log(textBytes(`dmemfs: cannot save poison to ${file}: ${(err as Error).message}`))
   }
 }
 
 /** The fuse-native options dmemfs mounts with (the benchmark's `tuned` baseline uses the same). No
  *  per-request timer; the kernel checks permissions; our inode numbers reach stat and /proc; 128 KiB
  *  writes instead of 4 KiB; zero timeouts keep hard links and nlink exact (libfuse's high-level API
- *  otherwise caches per path); nanosecond times. */
+ *  otherwise caches per path); nanosecond times; names as bytes (latin1 strings, one char per byte). */
 export const FUSE_OPTIONS = {
   timeout: false,
   defaultPermissions: true,
@@ -156,7 +157,8 @@ export const FUSE_OPTIONS = {
   attrTimeout: 0,
   entryTimeout: 0,
   negativeTimeout: 0,
-  timeNs: true
+  timeNs: true,
+  binaryNames: true
 } as const
 
 export interface MountedFs {
@@ -165,7 +167,8 @@ export interface MountedFs {
   unmount (): Promise<void>
 }
 
-/** Builds the pool and the filesystem and mounts them; resolves once the kernel has sent INIT. */
+/** Builds the pool and the filesystem and mounts them; resolves once the kernel has sent INIT. `log` takes
+ *  byte strings (one char per byte; see fs/name.ts): names in its lines are exact. */
 export async function mountDmemfs (
   mountpoint: string, opts: MountOptions, log: (line: string) => void
 ): Promise<MountedFs> {
@@ -227,14 +230,14 @@ export function serveUntilUnmounted (mounted: MountedFs, log: (line: string) => 
       if (stopping) return
       stopping = true
       clearInterval(poll)
-      log(`dmemfs: ${why}, unmounting ${mounted.mountpoint}`)
+      log(textBytes(`dmemfs: ${why}, unmounting ${mounted.mountpoint}`))
       mounted.unmount().then(resolve, resolve)
     }
     const poll = setInterval(() => {
       if (findMount(mounted.mountpoint)) return
       stopping = true
       clearInterval(poll)
-      log(`dmemfs: ${mounted.mountpoint} was unmounted`)
+      log(textBytes(`dmemfs: ${mounted.mountpoint} was unmounted`))
       resolve()
     }, UNMOUNT_POLL_MS)
     process.on('SIGINT', () => stop('SIGINT'))

@@ -4,6 +4,7 @@
 import Fuse = require('fuse-native')
 import { ControlDir, ControlFile, CONTROL_DIR } from '../control/control'
 import { EACCES, EINTR, EINVAL, EIO, ENODATA, ENOENT, EPERM, Errno, isErrno } from '../fs/errno'
+import { textBytes } from '../fs/name'
 import { signalPending } from '../mce/procfs'
 import { Cred, Inode, ROOT_CRED, S_IFDIR, S_IFREG, Stat } from '../fs/inode'
 import { O_ACCMODE, Superblock } from '../fs/super'
@@ -14,9 +15,14 @@ const CONTROL_PATH = '/' + CONTROL_DIR
 // Control inodes and handles are numbered far above the core's, so both can share one namespace.
 const CONTROL_INO_BASE = 0xffffff00
 const CONTROL_FH_BASE = 0x40000000
-// libfuse renames an unlinked-but-open file to this name (without `hard_remove`) and unlinks it at the
-// last release. The core already keeps such inodes alive, so the adapter only remembers the name.
-const FUSE_HIDDEN = /(^|\/)\.fuse_hidden[0-9a-f]+$/
+// libfuse hides a file that is unlinked, or renamed over, while open (without `hard_remove`): within that
+// one request it asks getattr for a fresh name `.fuse_hidden%08x%08x` and, on ENOENT, renames the file to
+// it (lib/fuse.c: hidden_name(), hide_node()); it unlinks that name at the last release. A user's `mv` to
+// such a name is a request of its own, so the request's unique tells the two apart; the name alone means
+// nothing. Only getattrs of names of that form are remembered, to keep the bookkeeping off other lookups.
+const LIBFUSE_HIDDEN_NAME = /\/\.fuse_hidden[0-9a-f]{16}$/
+// Requests that may still be inside libfuse between that getattr and its rename: one per FUSE thread.
+const MISSED_MAX = 256
 
 // fuse-native's open/create callbacks take a third value once patches/ are applied: FOPEN flags.
 // Control files are direct_io, so every read and write reaches the daemon, as with procfs or debugfs.
@@ -40,7 +46,10 @@ interface ControlHandle {
 }
 
 export class FuseAdapter {
+  // Names libfuse gave to unlinked-but-open files; the core keeps those inodes alive, without a name.
   private readonly hidden = new Map<string, Inode>()
+  // request unique -> the libfuse hidden-name candidate whose getattr answered ENOENT in that request
+  private readonly missed = new Map<number, string>()
   private readonly controlHandles = new Map<number, ControlHandle>()
   private nextControlFh = CONTROL_FH_BASE
 
@@ -129,8 +138,18 @@ export class FuseAdapter {
   private getattr (path: string, cb: Reply<Stat>): void {
     if (isControl(path)) return this.controlGetattr(path, cb)
     const inode = this.resolve(path)
-    if (isErrno(inode)) return cb(inode)
+    if (isErrno(inode)) {
+      if (inode === ENOENT && LIBFUSE_HIDDEN_NAME.test(path)) this.rememberMiss(path)
+      return cb(inode)
+    }
     cb(0, this.sb.getattr(inode))
+  }
+
+  private rememberMiss (path: string): void {
+    const unique = this.caller()?.unique ?? 0
+    if (unique === 0) return
+    this.missed.set(unique, path)
+    if (this.missed.size > MISSED_MAX) this.missed.delete(this.missed.keys().next().value!)
   }
 
   private readdir (path: string, cb: Reply<string[]>): void {
@@ -177,7 +196,28 @@ export class FuseAdapter {
 
   private rename (src: string, dest: string): number {
     if (isControl(src) || isControl(dest)) return EPERM
-    if (!FUSE_HIDDEN.test(dest)) return this.sb.rename(src, dest)
+    if (!this.isLibfuseHide(dest)) return this.sb.rename(src, dest)
+    return this.hide(src, dest)
+  }
+
+  /** Whether this rename is libfuse's hide: in the same request, a getattr of exactly `dest` answered
+   *  ENOENT. Without the request's unique (an older binding) no rename is; a hidden file then shows its
+   *  name until its last close, and no data is lost. */
+  private isLibfuseHide (dest: string): boolean {
+    const unique = this.caller()?.unique ?? 0
+    if (unique === 0 || this.missed.get(unique) !== dest) return false
+    this.missed.delete(unique)
+    return true
+  }
+
+  /** libfuse's hide-on-unlink: the name goes now, the inode when its last handle closes. */
+  private hide (src: string, dest: string): number {
+    const hiddenBefore = this.hidden.get(src)
+    if (hiddenBefore) {
+      this.hidden.delete(src)
+      this.hidden.set(dest, hiddenBefore)
+      return 0
+    }
     const inode = this.sb.lookup(src)
     if (isErrno(inode)) return inode
     const err = this.sb.unlink(src)
@@ -276,7 +316,7 @@ export class FuseAdapter {
     if (write && !file.write && !file.truncate) return cb(EACCES) // read-only, even for root
     const denied = this.controlAccess(file, write)
     if (denied) return cb(denied)
-    const text = Buffer.from(file.render())
+    const text = Buffer.from(file.render(), 'latin1')
     const fh = this.nextControlFh++
     this.controlHandles.set(fh, { file, text, cursor: 0, seq: file.stream ? file.stream.head() : 0, waiting: null, watch: null, closed: false })
     cb(0, fh, FOPEN_DIRECT_IO)
@@ -316,7 +356,7 @@ export class FuseAdapter {
     if (handle.cursor >= handle.text.length) {
       const { lines, next } = stream.read(handle.seq, 1024)
       handle.seq = next
-      handle.text = Buffer.from(lines.map(l => l + '\n').join(''))
+      handle.text = Buffer.from(lines.map(l => l + '\n').join(''), 'latin1')
       handle.cursor = 0
     }
     if (handle.text.length > 0) {
@@ -360,7 +400,7 @@ export class FuseAdapter {
     const denied = this.controlAccess(handle.file, true)
     if (denied) return denied
     const result = handle.file.write(buf.toString('latin1', 0, len))
-    handle.text = Buffer.from(result.reply)
+    handle.text = Buffer.from(result.reply, 'latin1')
     handle.cursor = 0
     return result.errno || len
   }
@@ -398,7 +438,7 @@ function guardAll (ops: Fuse.FuseOperations, log: (line: string) => void): Fuse.
       try {
         (handler as (...a: unknown[]) => void)(...args)
       } catch (err) {
-        log(`dmemfs: ${name} failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
+        log(textBytes(`dmemfs: ${name} failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`))
         cb(EIO)
       }
     }

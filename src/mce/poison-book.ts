@@ -2,6 +2,7 @@
 // held at that moment (free, or which file and where), when, and with which flags. The pool only knows
 // that a dpage is poisoned; this book remembers why, for `.dmem/poisoned` and `dmemfs stat --json`.
 
+import { nameEscape, nameForJson } from '../fs/name'
 import { DmemPool } from '../pool/pool'
 import { flagNames } from './input'
 import { MceReport } from './memory-failure'
@@ -68,12 +69,12 @@ function keptRecord (pool: DmemPool, dpage: number): PoisonRecord {
 }
 
 /** `.dmem/poisoned`: a header, then one line per poisoned dpage; the path (which may hold blanks) last. */
-export function renderPoisoned (records: PoisonRecord[], escape: (path: string) => string = p => p): string {
+export function renderPoisoned (records: PoisonRecord[]): string {
   const lines = ['# pfn dpage node state ino offset time flags path']
   for (const r of records) {
     lines.push([
       hex(r.pfn), hex(r.dpagePfn), r.node, r.state, r.ino ?? '-', r.offset ?? '-',
-      r.time === null ? '-' : new Date(r.time).toISOString(), hex(r.flags), r.path === null ? '-' : escape(r.path)
+      r.time === null ? '-' : new Date(r.time).toISOString(), hex(r.flags), r.path === null ? '-' : nameEscape(r.path)
     ].join(' '))
   }
   return lines.join('\n') + '\n'
@@ -87,7 +88,7 @@ export function poisonedJson (records: PoisonRecord[]): object[] {
     state: r.state,
     ino: r.ino,
     offset: r.offset,
-    path: r.path,
+    path: r.path === null ? null : nameForJson(r.path),
     time: r.time === null ? null : new Date(r.time).toISOString(),
     flags: hex(r.flags),
     flag_names: flagNames(r.flags)

@@ -1,6 +1,8 @@
 // The memory-failure report as people and scripts read it: one fact per line, PFNs and addresses in hex;
-// or JSON with the same facts.
+// or JSON with the same facts. Names (the file's path, a process's comm) are byte strings: the text escapes
+// them as seq_file does, the JSON carries them in Python's surrogateescape convention (see fs/name.ts).
 
+import { nameEscape, nameForJson } from '../fs/name'
 import { fmtSize } from '../pool/layout'
 import { flagNames } from './input'
 import { MceProcess, MceReport } from './memory-failure'
@@ -22,10 +24,10 @@ export function renderReport (r: MceReport): string {
     `result ${r.result}`
   ]
   if (r.file) {
-    lines.push(`file ${r.file.path ?? '(deleted)'} ino ${r.file.ino} pgoff ${hex(r.file.pgoff)} offset ${r.file.offset}`)
+    lines.push(`file ${r.file.path === null ? '(deleted)' : nameEscape(r.file.path)} ino ${r.file.ino} pgoff ${hex(r.file.pgoff)} offset ${r.file.offset}`)
   }
   for (const h of r.handles) {
-    lines.push(`handle ${h.fh} opener ${h.opener} (${h.comm}) (tracked via open handles)`)
+    lines.push(`handle ${h.fh} opener ${h.opener} (${nameEscape(h.comm)}) (tracked via open handles)`)
   }
   if (r.state === 'used') {
     if (r.processes.length === 0) lines.push('processes none')
@@ -36,7 +38,7 @@ export function renderReport (r: MceReport): string {
 }
 
 function renderProcess (p: MceProcess, showEarlyKill: boolean): string {
-  const parts = [`process ${p.pid} (${p.comm})`]
+  const parts = [`process ${p.pid} (${nameEscape(p.comm)})`]
   if (p.opener) parts.push('opener')
   if (showEarlyKill) parts.push(`early_kill ${p.earlyKill ? 'yes' : 'no'} (${p.earlyKillReason})`)
   if (p.fds.length > 0) parts.push(`fd ${p.fds.join(',')}`)
@@ -63,13 +65,13 @@ export function reportJson (r: MceReport): object {
     flags: r.flags,
     flag_names: flagNames(r.flags),
     result: r.result,
-    file: r.file && { path: r.file.path, ino: r.file.ino, pgoff: hex(r.file.pgoff), offset: r.file.offset },
+    file: r.file && { path: r.file.path === null ? null : nameForJson(r.file.path), ino: r.file.ino, pgoff: hex(r.file.pgoff), offset: r.file.offset },
     ino: r.file ? r.file.ino : null,
     pgoff: r.file ? hex(r.file.pgoff) : null,
-    handles: r.handles.map(h => ({ fh: h.fh, opener: h.opener, comm: h.comm, source: 'tracked via open handles' })),
+    handles: r.handles.map(h => ({ fh: h.fh, opener: h.opener, comm: nameForJson(h.comm), source: 'tracked via open handles' })),
     processes: r.processes.map(p => ({
       pid: p.pid,
-      comm: p.comm,
+      comm: nameForJson(p.comm),
       opener: p.opener,
       early_kill: p.earlyKill,
       early_kill_reason: p.earlyKillReason,

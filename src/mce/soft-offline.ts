@@ -4,6 +4,7 @@
 // is signalled: the data is safe. The retired dpage counts as offline, not poisoned.
 
 import { EBUSY, EINVAL, Errno } from '../fs/errno'
+import { nameEscape, nameForJson } from '../fs/name'
 import { fileMigrateDpage } from '../fs/file'
 import { Superblock } from '../fs/super'
 import { PAGE_SIZE } from '../pool/layout'
@@ -74,7 +75,7 @@ export function renderSoftOffline (r: SoftOfflineReport): string {
     `result ${r.result}`
   ]
   if (r.file) {
-    lines.push(`file ${r.file.path ?? '(deleted)'} ino ${r.file.ino} index ${r.file.index} offset ${r.file.offset}`)
+    lines.push(`file ${r.file.path === null ? '(deleted)' : nameEscape(r.file.path)} ino ${r.file.ino} index ${r.file.index} offset ${r.file.offset}`)
   }
   if (r.newPfn !== null) lines.push(`new pfn 0x${r.newPfn.toString(16)} node ${r.newNode} (data kept, nobody signalled)`)
   return lines.join('\n') + '\n'
@@ -92,7 +93,7 @@ export function softOfflineJson (r: SoftOfflineReport): object {
     state: r.state,
     errno: -r.errno,
     result: r.result,
-    file: r.file,
+    file: r.file && { ...r.file, path: r.file.path === null ? null : nameForJson(r.file.path) },
     new_pfn: r.newPfn === null ? null : '0x' + r.newPfn.toString(16),
     new_node: r.newNode,
     time: r.time

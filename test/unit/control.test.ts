@@ -379,6 +379,12 @@ describe('control directory', () => {
       expect(sb.release(fh)).to.equal(0)
       expect(render(dir, 'pfns')).to.equal(`${HEADER}\n3 0 0x140000 512 /kept\n`)
     })
+
+    it('escapes a name as seq_file does: one line per run, bytes 0x80-0xff as they are', () => {
+      expect(sb.mkdir('/d\n', 0o755)).to.equal(0)
+      createFile(sb, '/d\n/a b\\\xff\xe9', 2 * MiB)
+      expect(render(dir, 'pfns')).to.equal(`${HEADER}\n3 0 0x140000 512 /d\\012/a\\040b\\134\xff\xe9\n`)
+    })
   })
 
   describe('map', () => {

@@ -297,6 +297,26 @@ describe('mce report', () => {
     })
   })
 
+  describe('names in the report', () => {
+    const name = '/dir\n two\\\xff\xc3\xa9' // bytes: a newline, a space, a backslash, 0xff, UTF-8 é
+    const odd = { ...mapper, comm: 'a b\n\xe9' }
+
+    it('the text escapes them as seq_file does: one line each, other bytes as they are', () => {
+      const text = renderReport(report({ file: { path: name, ino: 4, pgoff: 0x264, offset: 0x264 * 4096 }, processes: [odd] }))
+      const lines = text.split('\n')
+      expect(lines).to.include(`file /dir\\012\\040two\\134\xff\xc3\xa9 ino 4 pgoff 0x264 offset ${0x264 * 4096}`)
+      expect(lines.some(l => l.startsWith('process 100 (a\\040b\\012\xe9) map '))).to.equal(true)
+    })
+
+    it('the JSON carries them in surrogateescape: valid UTF-8 decoded, other bytes as U+DC80-U+DCFF', () => {
+      const json = reportJson(report({ file: { path: name, ino: 4, pgoff: 0x264, offset: 0x264 * 4096 }, processes: [odd] })) as {
+        file: { path: string }, processes: Array<{ comm: string }>
+      }
+      expect(json.file.path).to.equal('/dir\n two\\\udcff\u00e9')
+      expect(json.processes[0].comm).to.equal('a b\n\udce9')
+    })
+  })
+
   describe('openers tracked via open handles', () => {
     it('lists each handle with its opener and marks the process that opened it', () => {
       const r = report({

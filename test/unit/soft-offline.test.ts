@@ -128,7 +128,7 @@ describe('.dmem/poisoned', () => {
     const lines = dir.files.get('poisoned')!.render().trim().split('\n')
     expect(lines[0]).to.equal('# pfn dpage node state ino offset time flags path')
     const ino = lookup(sb, '/a file').ino
-    expect(lines[1]).to.match(new RegExp(`^0x${used.toString(16)} 0x${used.toString(16)} 0 used ${ino} 4096 \\d{4}-\\d\\d-\\d\\dT[0-9:.]+Z 0x4 /a file$`))
+    expect(lines[1]).to.match(new RegExp(`^0x${used.toString(16)} 0x${used.toString(16)} 0 used ${ino} 4096 \\d{4}-\\d\\d-\\d\\dT[0-9:.]+Z 0x4 /a\\\\040file$`))
     expect(lines[2]).to.match(/^0x100300 0x100300 0 free - - \S+ 0x0 -$/)
     expect(lines).to.have.length(3)
     // Unpoisoned: gone from the list.

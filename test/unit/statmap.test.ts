@@ -213,6 +213,8 @@ describe('statmap: parsing', () => {
     ])
     const every = parsePfns(text)
     expect(every.ok && every.value.length).to.equal(3)
+    const escaped = parsePfns('4 0 0x100000 1 /a\\040b\\012\\134\xff\n')
+    expect(escaped.ok && escaped.value[0].path).to.equal('/a b\n\\\xff')
     expect(parsePfns('2 0 100000 3 /a\n').ok).to.equal(false)
   })
 })

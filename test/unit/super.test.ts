@@ -12,6 +12,11 @@ import { O_APPEND, Superblock, SuperOptions, XATTR_CREATE, XATTR_REPLACE } from 
 import { layoutPool } from '../../src/pool/layout'
 import { DmemPool } from '../../src/pool/pool'
 
+/** A name as the core holds it: its UTF-8 bytes, one char per byte. */
+function bytes (text: string): string {
+  return Buffer.from(text, 'utf8').toString('latin1')
+}
+
 const O_RDONLY = 0
 const O_WRONLY = 1
 const O_RDWR = 2
@@ -113,11 +118,19 @@ describe('Superblock', () => {
       expect(get(sb, '/' + ok).isDir()).to.equal(true)
     })
 
-    it('counts bytes, not characters, against NAME_MAX', () => {
-      const name = '\u00e9'.repeat(128) // 256 bytes in UTF-8, 128 characters
-      expect(sb.mkdir('/' + name, 0o755)).to.equal(ENAMETOOLONG)
-      expect(sb.mkdir('/' + '\u20ac'.repeat(86), 0o755)).to.equal(ENAMETOOLONG) // 258 bytes, 86 characters
-      expect(sb.mkdir('/' + '\u20ac'.repeat(85), 0o755)).to.equal(0) // 255 bytes
+    it('counts bytes, not characters, against NAME_MAX (names are byte strings)', () => {
+      expect(sb.mkdir('/' + bytes('\u00e9'.repeat(128)), 0o755)).to.equal(ENAMETOOLONG) // 256 bytes, 128 characters
+      expect(sb.mkdir('/' + bytes('\u20ac'.repeat(86)), 0o755)).to.equal(ENAMETOOLONG) // 258 bytes, 86 characters
+      expect(sb.mkdir('/' + bytes('\u20ac'.repeat(85)), 0o755)).to.equal(0) // 255 bytes
+      expect(sb.mkdir('/' + '\xff'.repeat(255), 0o755)).to.equal(0) // 255 bytes that are not UTF-8
+      expect(sb.mkdir('/' + '\xfe'.repeat(256), 0o755)).to.equal(ENAMETOOLONG)
+    })
+
+    it('keeps names that differ only in bytes that are not UTF-8 apart', () => {
+      expect(sb.create('/caf\xe9', 0o644, O_RDWR)).to.be.above(0)
+      expect(sb.create('/caf\xe8', 0o644, O_RDWR)).to.be.above(0)
+      expect(sb.readdir(sb.root)).to.include.members(['caf\xe9', 'caf\xe8'])
+      expect(get(sb, '/caf\xe9')).to.not.equal(get(sb, '/caf\xe8'))
     })
 
     // Every case below looks the path up first, so that a stale cached lookup would be returned.
@@ -625,14 +638,15 @@ describe('Superblock', () => {
 
   describe('symlink and readlink', () => {
     it('creates a symlink whose size is the target length and reads it back', () => {
-      expect(sb.symlink('some/where/\u00e9', '/l')).to.equal(0)
+      const target = bytes('some/where/\u00e9') + '\xff'
+      expect(sb.symlink(target, '/l')).to.equal(0)
       const l = get(sb, '/l')
       const st = sb.getattr(l)
       expect(st.mode & S_IFMT).to.equal(S_IFLNK)
       expect(st.mode & 0o777).to.equal(0o777)
-      expect(st.size).to.equal(Buffer.byteLength('some/where/\u00e9'))
+      expect(st.size).to.equal(Buffer.byteLength('some/where/\u00e9') + 1)
       expect(st.nlink).to.equal(1)
-      expect(sb.readlink(l)).to.equal('some/where/\u00e9')
+      expect(sb.readlink(l)).to.equal(target)
     })
 
     it('returns EINVAL for readlink of a file or a directory', () => {
