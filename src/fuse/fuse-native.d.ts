@@ -43,6 +43,8 @@ declare module 'fuse-native' {
       write?: (path: string, fd: number, buf: Buffer, len: number, pos: number, cb: (n: number) => void) => void
       truncate?: (path: string, size: number, cb: (err: number) => void) => void
       ftruncate?: (path: string, fd: number, size: number, cb: (err: number) => void) => void
+      // patched: fallocate(2) (mode as the syscall's; offset and length in bytes)
+      fallocate?: (path: string, fd: number, mode: number, offset: number, length: number, cb: (err: number) => void) => void
       mkdir?: (path: string, mode: number, cb: (err: number) => void) => void
       rmdir?: (path: string, cb: (err: number) => void) => void
       mknod?: (path: string, mode: number, dev: number, cb: (err: number) => void) => void

@@ -3,7 +3,7 @@
 
 import Fuse = require('fuse-native')
 import { ControlDir, ControlFile, CONTROL_DIR } from '../control/control'
-import { EACCES, EINTR, EINVAL, EIO, ENODATA, ENOENT, EPERM, Errno, isErrno } from '../fs/errno'
+import { EACCES, EINTR, EINVAL, EIO, ENODATA, ENOENT, EOPNOTSUPP, EPERM, Errno, isErrno } from '../fs/errno'
 import { textBytes } from '../fs/name'
 import { signalPending } from '../mce/procfs'
 import { Cred, Inode, ROOT_CRED, S_IFDIR, S_IFREG, Stat } from '../fs/inode'
@@ -88,6 +88,8 @@ export class FuseAdapter {
       write: (path, fd, buf, len, pos, cb) => cb(this.write(fd, buf, len, pos)),
       truncate: (path, size, cb) => cb(this.truncate(path, size)),
       ftruncate: (path, fd, size, cb) => cb(this.ftruncate(path, fd, size)),
+      fallocate: (path, fd, mode, offset, length, cb) =>
+        cb(fd >= CONTROL_FH_BASE ? EOPNOTSUPP : this.sb.fallocate(fd, mode, offset, length)),
       mkdir: (path, mode, cb) => cb(this.guardName(path) || this.sb.mkdir(path, mode, this.cred())),
       rmdir: (path, cb) => cb(this.guardName(path) || this.sb.rmdir(path)),
       mknod: (path, mode, dev, cb) => cb(this.guardName(path) || this.sb.mknod(path, mode, dev, this.cred())),
