@@ -15,6 +15,7 @@ export interface MountOptions {
   nrInodes: number
   allowOther: boolean
   earlyKill: EarlyKillMode
+  ceThreshold: number // corrected errors on one dpage that soft-offline it; 0: never
   trace: boolean // tracing on from mount
   prefault: boolean // touch the whole pool at mount
   userXattr: boolean // user.* extended attributes (ext4's user_xattr/nouser_xattr)
@@ -40,6 +41,7 @@ export function defaultMountOptions (): MountOptions {
     nrInodes: DEFAULT_NR_INODES,
     allowOther: false,
     earlyKill: 'all',
+    ceThreshold: 0,
     trace: false,
     prefault: false,
     userXattr: true,
@@ -198,6 +200,18 @@ export const MOUNT_OPTIONS: readonly MountOptionDef[] = [
       if (value === 'all' || value === 'system') opts.earlyKill = value
       else if (value === '0' || value === '1') opts.earlyKill = Number(value) as 0 | 1
       else return 'expects all, system, 0 or 1'
+      return null
+    }
+  },
+  {
+    name: 'ce_threshold',
+    syntax: 'ce_threshold=N',
+    meaning: 'corrected errors (written to `.dmem/ce`) on one dpage that soft-offline it, as the kernel\'s RAS CEC does; 0: count only',
+    default: '`0`',
+    set (opts, value) {
+      const n = parseInteger(value)
+      if (n === null || n < 0) return 'expects a whole number (0 = never)'
+      opts.ceThreshold = n
       return null
     }
   },

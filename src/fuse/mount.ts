@@ -199,6 +199,7 @@ export async function mountDmemfs (
   let fuse: import('fuse-native') | null = null
   const control = new ControlDir(sb, procEnvironment(mnt, log), {
     earlyKill: opts.earlyKill,
+    ceThreshold: opts.ceThreshold,
     onPoisonChange: () => { if (opts.poisonFile) writePoisonFile(opts.poisonFile, pool, log) }
   })
   const adapter = new FuseAdapter(sb, control, log, () => fuse && fuse.context())

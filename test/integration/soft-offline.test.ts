@@ -53,3 +53,25 @@ describe('soft offline and .dmem/poisoned on a mount', function () {
     expect(lines.find(l => l.startsWith(first + ' '))).to.match(/ 0 used \d+ 0 \S+ 0x4 \/g\\040h$/)
   })
 })
+
+describe('corrected errors on a mount with ce_threshold=2', function () {
+  let m: DmemfsMount
+
+  before(async () => { m = await DmemfsMount.start('size=16M,ce_threshold=2') })
+  after(stopAll)
+
+  it('the second corrected error on a dpage soft-offlines it; the file keeps its data', () => {
+    m.ok('head -c 8192 /dev/urandom > f')
+    const sum = m.ok('sha256sum f')
+    const pfn = m.ok('cat .dmem/pfns').split('\n').find(l => l.endsWith(' /f'))!.split(' ')[2]
+    m.ok(`echo ${pfn} > .dmem/ce`)
+    expect(m.ok('cat .dmem/ce')).to.match(/count 1 threshold 2/)
+    expect(m.stat().offline_dpages).to.equal(0)
+    m.ok(`echo ${pfn} > .dmem/ce`)
+    expect(m.ok('cat .dmem/ce')).to.match(/count 2 threshold 2\nthreshold reached: soft offline/)
+    expect(m.stat().offline_dpages).to.equal(1)
+    expect(m.ok('cat .dmem/ce_counts')).to.include(`${pfn} 0 2`)
+    expect(m.ok('sha256sum f')).to.equal(sum)
+    expect(m.ok('cat .dmem/pfns')).to.not.include(` ${pfn} `)
+  })
+})

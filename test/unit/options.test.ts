@@ -146,6 +146,19 @@ describe('options: parseMountOptions', () => {
     })
   })
 
+  describe('ce_threshold', () => {
+    it('takes a whole number, 0 (the default) meaning never', () => {
+      expect(parse('').ceThreshold).to.equal(0)
+      expect(parse('ce_threshold=3').ceThreshold).to.equal(3)
+      expect(parse('ce_threshold=0').ceThreshold).to.equal(0)
+    })
+    it('rejects junk and a missing value', () => {
+      expect(error('ce_threshold=x')).to.match(/ce_threshold.*whole number/)
+      expect(error('ce_threshold=-1')).to.match(/ce_threshold/)
+      expect(error('ce_threshold')).to.match(/ce_threshold/)
+    })
+  })
+
   describe('uid, gid, nr_inodes, allow_other', () => {
     it('takes numeric ids', () => {
       const o = parse('uid=1000,gid=2000')
