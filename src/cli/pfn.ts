@@ -2,11 +2,10 @@
 
 import * as fs from 'fs'
 import * as path from 'path'
-import { FSTYPE, MountError, readMounts } from '../fuse/mount'
 import { CONTROL_DIR } from '../control/control'
-import { markFile, parsePfns, plural, regionsJson, renderText } from '../statmap'
+import { FSTYPE, MountError, readMounts } from '../fuse/mount'
+import { DEFAULT_CELLS, markFile, MAX_CELLS, parsePfns, plural, regionsJson, renderText } from '../statmap'
 import { Command, controlPath, parseCells, Parsed, print, readControl, readMap, UsageError, useColour, value } from './common'
-import { DEFAULT_CELLS, MAX_CELLS } from '../statmap'
 
 interface PfnRun {
   offset: number
