@@ -5,7 +5,8 @@ import * as path from 'path'
 import { CONTROL_DIR } from '../control/control'
 import { FSTYPE, MountError, readMounts } from '../fuse/mount'
 import { DEFAULT_CELLS, markFile, MAX_CELLS, parsePfns, plural, regionsJson, renderText } from '../statmap'
-import { Command, controlPath, parseCells, Parsed, print, readControl, readMap, UsageError, useColour, value } from './common'
+import { Command, parseCells, Parsed, print, UsageError, useColour, value } from './common'
+import { controlPath, readControl, readMap } from './dmem'
 
 interface PfnRun {
   offset: number
