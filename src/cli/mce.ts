@@ -1,7 +1,8 @@
 // dmemfs mce: run the memory-failure path for a PFN, as a write to .dmem/mce does, and print the report.
 
 import { MountError } from '../fuse/mount'
-import { askControl, checkPfn, closeInheritedUnder, Command, controlPath, firstLine, mountedDmemfs, Parsed, UsageError } from './common'
+import { checkPfn, Command, Parsed, UsageError } from './common'
+import { askControl, closeInheritedUnder, controlPath, firstLine, mountedDmemfs } from './dmem'
 
 // Each flag is the control file's word of the same name, `-` for `_`.
 const WORDS = ['action-required', 'must-kill', 'deliver', 'json']

@@ -25,7 +25,7 @@ export const mount: Command = {
   flags: [{ name: 'options', short: 'o', value: 'OPTIONS', multiple: true, help: 'mount options, comma-separated; -o may be repeated' }],
   details: 'Mounts dmemfs on an existing empty directory and serves it in the foreground until SIGINT or\n' +
     'SIGTERM, or until it is unmounted.',
-  get epilogue () { return mountOptionsHelp() },
+  epilogue: mountOptionsHelp(),
   async run (parsed: Parsed): Promise<number> {
     if (parsed.positionals.length !== 1) throw new UsageError('mount needs exactly one MOUNTPOINT')
     const opts = parseMountOptions(parsed.values.get('options') ?? [])

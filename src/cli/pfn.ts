@@ -2,12 +2,12 @@
 
 import * as fs from 'fs'
 import * as path from 'path'
-import { FSTYPE, MountError, readMounts } from '../fuse/mount'
 import { CONTROL_DIR } from '../control/control'
-import { markFile, parsePfns, plural, regionsJson, renderText } from '../statmap'
 import { argBytes } from '../argv'
-import { Command, controlPath, parseCells, Parsed, print, printBytes, readControl, readMap, UsageError, useColour, value } from './common'
-import { DEFAULT_CELLS, MAX_CELLS } from '../statmap'
+import { FSTYPE, MountError, readMounts } from '../fuse/mount'
+import { DEFAULT_CELLS, markFile, MAX_CELLS, parsePfns, plural, regionsJson, renderText } from '../statmap'
+import { Command, parseCells, Parsed, print, printBytes, UsageError, useColour, value } from './common'
+import { controlPath, readControl, readMap } from './dmem'
 
 interface PfnRun {
   offset: number

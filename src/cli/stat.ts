@@ -1,10 +1,11 @@
 // dmemfs stat: the pool's statistics and a map of the pool. It only reads (.dmem/stat and .dmem/map, both
 // readable by all), so any user who can reach the mount can run it.
 
-import { MountError } from '../fuse/mount'
 import * as fs from 'fs'
+import { MountError } from '../fuse/mount'
 import { DEFAULT_CELLS, MAX_CELLS, parseStat, renderSvg, renderText, Stat, statJson } from '../statmap'
-import { Command, controlPath, mountedDmemfs, parseCells, Parsed, readControl, readMap, UsageError, useColour, value } from './common'
+import { Command, parseCells, Parsed, UsageError, useColour, value } from './common'
+import { controlPath, mountedDmemfs, readControl, readMap } from './dmem'
 
 function readStat (mnt: string): { text: string, stat: Stat } {
   const text = readControl(controlPath(mnt, 'stat'))

@@ -1,6 +1,7 @@
 // dmemfs unpoison: return a poisoned dpage to service, as a write to .dmem/unpoison does.
 
-import { askControl, checkPfn, Command, controlPath, firstLine, mountedDmemfs, Parsed, UsageError } from './common'
+import { checkPfn, Command, Parsed, UsageError } from './common'
+import { askControl, controlPath, firstLine, mountedDmemfs } from './dmem'
 
 export const unpoison: Command = {
   name: 'unpoison',

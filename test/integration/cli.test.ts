@@ -116,7 +116,7 @@ describe('dmemfs CLI', function () {
   describe('help', function () {
     // Every option the parser takes (src/options.ts), as a user writes it.
     const MOUNT_OPTIONS = ['pagesize=', 'dmem=', 'size=', 'nodes=', 'max_alloc_try_dpages=', 'mode=', 'uid=', 'gid=',
-      'nr_inodes=', 'allow_other', 'early_kill=', 'poison_file', 'trace', 'user_xattr', 'nouser_xattr', 'prefault']
+      'nr_inodes=', 'allow_other', 'early_kill=', 'ce_threshold=', 'poison_file', 'trace', 'user_xattr', 'nouser_xattr', 'prefault']
 
     it('mount --help lists every mount option with its meaning, and each one listed mounts', async function () {
       const help = sh(`${BIN} mount --help`)
