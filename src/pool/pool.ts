@@ -254,13 +254,19 @@ export class DmemPool {
     this.flags[dpage] |= DPAGE_POISONED
     this.nodes[region.node].poisoned++
     this.poisoned++
+    this.keepOut(region, dpage)
+    return true
+  }
+
+  /** A free dpage leaves the allocator's reach (its bit set, free counts drop); a used one already is,
+   *  and release() will keep it out by its flags. */
+  private keepOut (region: Region, dpage: number): void {
     const pos = dpage - region.base
-    if (testBit(region.bitmap, pos)) return true
+    if (testBit(region.bitmap, pos)) return
     setBit(region.bitmap, pos)
     region.free--
     this.nodes[region.node].free--
     this.free--
-    return true
   }
 
   /** Returns a poisoned dpage to service if no owner still holds it. */
@@ -290,12 +296,7 @@ export class DmemPool {
     const region = this.regionOf(dpage)
     this.nodes[region.node].offline++
     this.offline++
-    const pos = dpage - region.base
-    if (testBit(region.bitmap, pos)) return true
-    setBit(region.bitmap, pos)
-    region.free--
-    this.nodes[region.node].free--
-    this.free--
+    this.keepOut(region, dpage)
     return true
   }
 
