@@ -247,8 +247,11 @@ function punchHole (pool: DmemPool, inode: Inode, start: number, end: number): v
   const ds = pool.dpageSize
   const first = Math.ceil(start / ds) // first dpage wholly inside
   const last = Math.floor(end / ds) // first dpage past the whole ones
-  for (const [index] of [...table]) {
-    if (index >= first && index < last) dropIndex(pool, inode, index)
+  // Whichever is shorter: the range's indices, or the table's entries.
+  if (last - first <= table.size) {
+    for (let index = first; index < last; index++) dropIndex(pool, inode, index)
+  } else {
+    for (const [index] of [...table]) if (index >= first && index < last) dropIndex(pool, inode, index)
   }
   zeroPart(pool, inode, start, Math.min(end, first * ds))
   if (last >= first) zeroPart(pool, inode, Math.max(start, last * ds), end)
