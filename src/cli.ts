@@ -184,7 +184,8 @@ function firstLine (reply: string): string {
 function cmdMce (args: string[]): number {
   const { positional, flags } = parseFlags(args, ['--action-required', '--must-kill', '--deliver', '--json'])
   if (positional.length !== 2) throw new UsageError('mce needs MOUNTPOINT and PFN')
-  const words = [positional[1]]
+  // The CLI inherits its shell's descriptors; it is not what the error is about: leave it out.
+  const words = [positional[1], 'exclude_writer']
   if (flags.has('--action-required')) words.push('action_required')
   if (flags.has('--must-kill')) words.push('must_kill')
   if (flags.has('--deliver')) words.push('deliver')

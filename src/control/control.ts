@@ -6,7 +6,7 @@
 import { EBUSY, EINVAL, Errno } from '../fs/errno'
 import { Superblock } from '../fs/super'
 import { parseMceRequest, parsePfn } from '../mce/input'
-import { EarlyKillMode, locatePfn, memoryFailure, MceEnvironment, NOT_DMEM_PFN } from '../mce/memory-failure'
+import { EarlyKillMode, handleMemoryFailure, locatePfn, MceEnvironment, NOT_DMEM_PFN } from '../mce/memory-failure'
 import { renderReport, reportJson } from '../mce/report'
 import { DmemPool } from '../pool/pool'
 import { Tracer } from '../pool/trace'
@@ -22,7 +22,9 @@ export interface ControlFile {
   name: string
   mode: number // permission bits
   render (): string
-  write? (text: string): WriteResult
+  // `writer` is the writing thread (0 if unknown). A write may answer later (mce waits for revocation
+  // and delivery, which need the daemon to serve other requests meanwhile).
+  write? (text: string, writer?: number): WriteResult | Promise<WriteResult>
   truncate? (): void // what opening with O_TRUNC does
   stream?: Tracer // reads block and stream new events from this ring (trace_pipe)
 }
@@ -48,7 +50,7 @@ export class ControlDir {
     this.add({
       name: 'map', mode: 0o644, render: () => renderMap(sb.pool, DEFAULT_MAP_CELLS), write: text => this.writeMap(text)
     })
-    this.add({ name: 'mce', mode: 0o600, render: () => this.lastMce, write: text => this.writeMce(text) })
+    this.add({ name: 'mce', mode: 0o600, render: () => this.lastMce, write: (text, writer) => this.writeMce(text, writer) })
     this.add({
       name: 'unpoison', mode: 0o600, render: () => this.lastUnpoison, write: text => this.writeUnpoison(text)
     })
@@ -97,12 +99,15 @@ export class ControlDir {
     return { errno: 0, reply: renderMap(this.sb.pool, cells) }
   }
 
-  writeMce (text: string): WriteResult {
+  async writeMce (text: string, writer = 0): Promise<WriteResult> {
     const req = parseMceRequest(text)
     if (!req.ok) return this.refuse('mce', req.error)
     const place = locatePfn(this.sb.pool, req.value.pfn)
     if (!place) return this.refuse('mce', `${text.trim().split(/\s+/)[0]}: ${NOT_DMEM_PFN}`)
-    const report = memoryFailure(this.sb, place, req.value.flags, req.value.deliver, this.env, this.opts.earlyKill)
+    const writerPid = writer === 0 ? null : this.env.processOf(writer)?.pid ?? writer
+    const exclude = req.value.excludeWriter && writerPid !== null ? [writerPid] : []
+    const report = await handleMemoryFailure(
+      this.sb, place, req.value.flags, req.value.deliver, this.env, this.opts.earlyKill, exclude)
     if (report.state !== 'already-poisoned') this.opts.onPoisonChange()
     this.lastMce = renderReport(report)
     const reply = req.value.json ? JSON.stringify(reportJson(report), null, 2) + '\n' : this.lastMce

@@ -12,6 +12,7 @@ import { parsePoisonFile, renderPoisonFile } from '../pool/persist'
 import { DmemPool } from '../pool/pool'
 import { MceEnvironment } from '../mce/memory-failure'
 import { findHolders, mountIdentity, openerFamily, MountIdentity, processOfThread, sysctlEarlyKill, threadFlags } from '../mce/procfs'
+import { revokeFile } from '../mce/revoke'
 import { FuseAdapter } from './operations'
 
 export const FSTYPE = 'fuse.dmemfs'
@@ -103,7 +104,8 @@ function runUnmounter (child: ChildProcess): Promise<void> {
   })
 }
 
-/** The memory-failure path's view of the system: processes through /proc, signals through kill(2). */
+/** The memory-failure path's view of the system: processes through /proc, signals through kill(2) (a
+ *  plain SIGBUS: kill cannot set si_code or si_addr), revocation by an open through the mount. */
 function procEnvironment (mnt: string, log: (line: string) => void): MceEnvironment {
   let identity: MountIdentity | null = null
   return {
@@ -114,7 +116,11 @@ function procEnvironment (mnt: string, log: (line: string) => void): MceEnvironm
     processOf: processOfThread,
     threadFlags,
     sysctlEarlyKill,
-    kill: (pid, signal) => process.kill(pid, signal),
+    sendSigbus: async pid => {
+      process.kill(pid, 'SIGBUS')
+      return { way: 'kill' }
+    },
+    revoke: target => revokeFile(mnt, target),
     log,
     self: process.pid
   }

@@ -2,7 +2,7 @@
 // core or the control directory and maps the result back. No filesystem logic lives here.
 
 import Fuse = require('fuse-native')
-import { ControlDir, ControlFile, CONTROL_DIR } from '../control/control'
+import { ControlDir, ControlFile, CONTROL_DIR, WriteResult } from '../control/control'
 import { EACCES, EINTR, EINVAL, EIO, ENODATA, ENOENT, EPERM, Errno, isErrno } from '../fs/errno'
 import { signalPending } from '../mce/procfs'
 import { Cred, Inode, ROOT_CRED, S_IFDIR, S_IFREG, Stat } from '../fs/inode'
@@ -73,7 +73,10 @@ export class FuseAdapter {
         if (fd >= CONTROL_FH_BASE) return this.controlRead(fd, buf, len, pos, cb)
         cb(this.sb.read(fd, buf, len, pos))
       },
-      write: (path, fd, buf, len, pos, cb) => cb(this.write(fd, buf, len, pos)),
+      write: (path, fd, buf, len, pos, cb) => {
+        if (fd >= CONTROL_FH_BASE) return this.controlWrite(fd, buf, len, cb)
+        cb(this.sb.write(fd, buf, len, pos))
+      },
       truncate: (path, size, cb) => cb(this.truncate(path, size)),
       ftruncate: (path, fd, size, cb) => cb(this.ftruncate(path, fd, size)),
       mkdir: (path, mode, cb) => cb(this.guardName(path) || this.sb.mkdir(path, mode, this.cred())),
@@ -191,7 +194,7 @@ export class FuseAdapter {
     if (isErrno(inode)) return cb(inode)
     const fh = this.sb.open(inode, flags, this.callerPid())
     if (isErrno(fh)) return cb(fh)
-    cb(0, fh)
+    cb(0, fh, cacheFlags(inode))
   }
 
   private create (path: string, mode: number, cb: Reply<number>): void {
@@ -199,7 +202,8 @@ export class FuseAdapter {
     const ctx = this.caller() // one native call for both the identity and the opener
     const fh = this.sb.create(path, mode, 0, credOf(ctx), ctx?.pid ?? 0)
     if (isErrno(fh)) return cb(fh)
-    cb(0, fh)
+    const handle = this.sb.handle(fh)
+    cb(0, fh, handle ? cacheFlags(handle.inode) : 0)
   }
 
   private release (fh: number): number {
@@ -216,11 +220,6 @@ export class FuseAdapter {
       return 0
     }
     return this.sb.release(fh)
-  }
-
-  private write (fh: number, buf: Buffer, len: number, pos: number): number {
-    if (fh >= CONTROL_FH_BASE) return this.controlWrite(fh, buf, len)
-    return this.sb.write(fh, buf, len, pos)
   }
 
   private truncate (path: string, size: number): number {
@@ -329,15 +328,32 @@ export class FuseAdapter {
     return n
   }
 
-  private controlWrite (fh: number, buf: Buffer, len: number): number {
+  /** A control write may answer later: `.dmem/mce` waits for the revocation and the signals, during which
+   *  the daemon serves other requests (the revocation's own open among them). fuse-native's multithreaded
+   *  loop keeps this request's thread waiting meanwhile. The caller is read now: the native context is
+   *  valid only while the handler runs synchronously. */
+  private controlWrite (fh: number, buf: Buffer, len: number, cb: (n: number) => void): void {
     const handle = this.controlHandles.get(fh)
-    if (!handle) return EIO
-    if (!handle.file.write) return EACCES
-    const result = handle.file.write(buf.toString('latin1', 0, len))
-    handle.text = Buffer.from(result.reply)
-    handle.cursor = 0
-    return result.errno || len
+    if (!handle) return cb(EIO)
+    if (!handle.file.write) return cb(EACCES)
+    const done = (result: WriteResult) => {
+      handle.text = Buffer.from(result.reply)
+      handle.cursor = 0
+      cb(result.errno || len)
+    }
+    const result = handle.file.write(buf.toString('latin1', 0, len), this.callerPid())
+    if (!(result instanceof Promise)) return done(result)
+    result.then(done, (err: unknown) => {
+      this.log(`dmemfs: .dmem/${handle.file.name} write failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`)
+      cb(EIO)
+    })
   }
+}
+
+/** How the kernel may cache an open file: not at all once it has a poisoned dpage, so a write the daemon
+ *  refused can never be read back from the page cache. */
+function cacheFlags (inode: Inode): number {
+  return inode.hwpoisoned ? FOPEN_DIRECT_IO : 0
 }
 
 function credOf (ctx: Fuse.FuseContext | null): Cred {
