@@ -43,7 +43,7 @@ function killedPlainly (r: MceReport): boolean {
 function renderRevocation (v: Revocation): string {
   const ms = v.ms.toFixed(1)
   if (v.via === null) return `revoked nothing: no way to open the file${v.error ? ` (${v.error})` : ''} (${ms} ms)`
-  return `revoked page cache and mappings by an open of ${v.via} (${ms} ms)`
+  return `revoked page cache and mappings by an open of ${v.via} (${ms} ms${v.error ? `; before that ${v.error}` : ''})`
 }
 
 function renderProcess (p: MceProcess, showEarlyKill: boolean): string {

@@ -30,17 +30,30 @@ export function revokePaths (mountpoint: string, target: RevokeTarget): string[]
  *  copies. A file nobody holds and nobody can name has no copies left to drop. */
 export async function revokeFile (mountpoint: string, target: RevokeTarget): Promise<Revocation> {
   const start = performance.now()
-  let error: string | undefined
+  const failed: string[] = []
+  const result = (via: string | null): Revocation =>
+    ({ via, ms: performance.now() - start, ...(failed.length > 0 ? { error: failed.join(', ') } : {}) })
   for (const via of revokePaths(mountpoint, target)) {
-    try {
-      // O_NOATIME: the revocation is no access. O_NONBLOCK: never wait on a FIFO or a lease.
-      const handle = await fs.promises.open(via, fs.constants.O_RDONLY | fs.constants.O_NOATIME | fs.constants.O_NONBLOCK)
-      await handle.close()
-      return { via, ms: performance.now() - start }
-    } catch (err) {
-      // The holder exited or closed it meanwhile: try the next way in.
-      error = `${via}: ${(err as NodeJS.ErrnoException).code ?? String(err)}`
+    for (let attempt = 0; attempt < 2; attempt++) {
+      const code = await openClose(via)
+      if (code === null) return result(via)
+      failed.push(`${via}: ${code}`)
+      // A dirty poisoned page fails its write-back during the invalidation, and the open reports that
+      // EIO; the page is dropped all the same (its data is lost, as the kernel loses it), so once more.
+      if (code !== 'EIO') break
     }
+    // Otherwise the holder exited or closed it meanwhile: try the next way in.
   }
-  return { via: null, ms: performance.now() - start, ...(error ? { error } : {}) }
+  return result(null)
+}
+
+async function openClose (path: string): Promise<string | null> {
+  try {
+    // O_NONBLOCK: never wait on a lease.
+    const handle = await fs.promises.open(path, fs.constants.O_RDONLY | fs.constants.O_NONBLOCK)
+    await handle.close()
+    return null
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code ?? String(err)
+  }
 }

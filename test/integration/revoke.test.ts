@@ -33,7 +33,7 @@ interface JsonProcess {
 interface JsonReport {
   state: string
   processes: JsonProcess[]
-  revocation: { via: string | null, ms: number } | null
+  revocation: { via: string | null, ms: number, error?: string } | null
   note?: string
 }
 
@@ -132,9 +132,13 @@ describe('memory failure: revocation and the kernel\'s victims', function () {
     // Dirty pages of the mapping, on both sides of the page about to fail: written back, not lost.
     expect(await probe.ask('poke 4096 65')).to.deep.equal(['poked 4096'])
     expect(await probe.ask('poke 20000 66')).to.deep.equal(['poked 20000'])
+    // A dirty poisoned page is lost, as in the kernel: its write-back fails, and it is dropped all the same.
+    expect(await probe.ask('poke 8200 67')).to.deep.equal(['poked 8200'])
 
     const report = mce(m, pfnAt(m.path('data'), 8192))
     expect(report.revocation!.via).to.equal(m.path('data'))
+    // The first open met the poisoned page's failed write-back; the second went through.
+    expect(report.revocation!.error).to.equal(`${m.path('data')}: EIO`)
     const p = report.processes.find(x => x.pid === probe.proc.pid)!
     expect(p).to.include({ collected: true, signal: null, sent: null })
     expect(p.on_touch).to.deep.equal({ seed: 'BUS_MCEERR_AR', simulated: 'BUS_ADRERR' })
@@ -143,6 +147,7 @@ describe('memory failure: revocation and the kernel\'s victims', function () {
     // The page was read before the failure: only a revoked mapping faults again.
     expect(await probe.ask('touch 8192')).to.deep.equal([sigbus(BUS_ADRERR, probe.addr + 8192), 'fault 8192'])
     expect(await probe.ask('read 8192')).to.deep.equal([`read 8192 errno=${EIO}`])
+    expect(await probe.ask('touch 8200')).to.deep.equal([sigbus(BUS_ADRERR, probe.addr + 8200), 'fault 8200'])
     expect(await probe.ask('touch 100')).to.deep.equal([`touched 100 value=${orig[100]}`])
     expect(await probe.ask('touch 4096')).to.deep.equal(['touched 4096 value=65'])
     expect(await probe.ask('touch 20000')).to.deep.equal(['touched 20000 value=66'])

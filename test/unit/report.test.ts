@@ -200,6 +200,8 @@ describe('mce report', () => {
     it('says when there was nothing to open to revoke', () => {
       const r = report({ revocation: { via: null, ms: 0.5, error: '/proc/9/fd/3: ENOENT' } })
       expect(lines(r)).to.include('revoked nothing: no way to open the file (/proc/9/fd/3: ENOENT) (0.5 ms)')
+      const retried = report({ revocation: { via: '/m/f', ms: 4, error: '/m/f: EIO' } })
+      expect(lines(retried)).to.include('revoked page cache and mappings by an open of /m/f (4.0 ms; before that /m/f: EIO)')
     })
 
     it('has no note without deliver, or when no process has a signal', () => {
