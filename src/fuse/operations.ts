@@ -35,6 +35,8 @@ interface ControlHandle {
 
 export class FuseAdapter {
   private readonly hidden = new Map<string, Inode>()
+  // Handles opened direct_io: their reads bypass the page cache, where a short read means end of file.
+  private readonly uncached = new Set<number>()
   private readonly controlHandles = new Map<number, ControlHandle>()
   // The text a control file had when last stat'ed: the kernel sizes its reads by that stat, so the open
   // that follows must serve the same text.
@@ -71,7 +73,7 @@ export class FuseAdapter {
       release: (path, fd, cb) => cb(this.release(fd)),
       read: (path, fd, buf, len, pos, cb) => {
         if (fd >= CONTROL_FH_BASE) return this.controlRead(fd, buf, len, pos, cb)
-        cb(this.sb.read(fd, buf, len, pos))
+        cb(this.read(fd, buf, len, pos))
       },
       write: (path, fd, buf, len, pos, cb) => {
         if (fd >= CONTROL_FH_BASE) return this.controlWrite(fd, buf, len, cb)
@@ -194,7 +196,7 @@ export class FuseAdapter {
     if (isErrno(inode)) return cb(inode)
     const fh = this.sb.open(inode, flags, this.callerPid())
     if (isErrno(fh)) return cb(fh)
-    cb(0, fh, cacheFlags(inode))
+    cb(0, fh, this.cacheFlags(fh, inode))
   }
 
   private create (path: string, mode: number, cb: Reply<number>): void {
@@ -203,7 +205,27 @@ export class FuseAdapter {
     const fh = this.sb.create(path, mode, 0, credOf(ctx), ctx?.pid ?? 0)
     if (isErrno(fh)) return cb(fh)
     const handle = this.sb.handle(fh)
-    cb(0, fh, handle ? cacheFlags(handle.inode) : 0)
+    cb(0, fh, handle ? this.cacheFlags(fh, handle.inode) : 0)
+  }
+
+  /** How the kernel may cache an open file: not at all once it has a poisoned dpage, so a write the daemon
+   *  refused can never be read back from the page cache. */
+  private cacheFlags (fh: number, inode: Inode): number {
+    if (!inode.hwpoisoned) return 0
+    this.uncached.add(fh)
+    return FOPEN_DIRECT_IO
+  }
+
+  /** A read that a poisoned dpage cuts short fails whole when it fills the page cache: there the kernel
+   *  takes a short read for the end of the file and shrinks the file to it, so the healthy pages after the
+   *  poisoned one would fault with SIGBUS (readahead around a mapped page does that). Failing the whole
+   *  read makes the kernel fall back to reading the faulting page alone. Through direct_io a short read
+   *  is just a short read, as read(2) gives it. */
+  private read (fh: number, buf: Buffer, len: number, pos: number): number {
+    const n = this.sb.read(fh, buf, len, pos)
+    if (n <= 0 || this.uncached.has(fh)) return n
+    const inode = this.sb.handle(fh)?.inode
+    return inode && n < Math.min(len, inode.size - pos) ? EIO : n
   }
 
   private release (fh: number): number {
@@ -219,6 +241,7 @@ export class FuseAdapter {
       }
       return 0
     }
+    this.uncached.delete(fh)
     return this.sb.release(fh)
   }
 
@@ -348,12 +371,6 @@ export class FuseAdapter {
       cb(EIO)
     })
   }
-}
-
-/** How the kernel may cache an open file: not at all once it has a poisoned dpage, so a write the daemon
- *  refused can never be read back from the page cache. */
-function cacheFlags (inode: Inode): number {
-  return inode.hwpoisoned ? FOPEN_DIRECT_IO : 0
 }
 
 function credOf (ctx: Fuse.FuseContext | null): Cred {

@@ -134,6 +134,8 @@ describe('memory failure: revocation and the kernel\'s victims', function () {
     expect(await probe.ask('poke 20000 66')).to.deep.equal(['poked 20000'])
     // A dirty poisoned page is lost, as in the kernel: its write-back fails, and it is dropped all the same.
     expect(await probe.ask('poke 8200 67')).to.deep.equal(['poked 8200'])
+    // Dirty too, and next to it: written back in the same request as the poisoned page.
+    expect(await probe.ask('poke 12300 68')).to.deep.equal(['poked 12300'])
 
     const report = mce(m, pfnAt(m.path('data'), 8192))
     expect(report.revocation!.via).to.equal(m.path('data'))
@@ -151,6 +153,7 @@ describe('memory failure: revocation and the kernel\'s victims', function () {
     expect(await probe.ask('touch 100')).to.deep.equal([`touched 100 value=${orig[100]}`])
     expect(await probe.ask('touch 4096')).to.deep.equal(['touched 4096 value=65'])
     expect(await probe.ask('touch 20000')).to.deep.equal(['touched 20000 value=66'])
+    expect(await probe.ask('touch 12300')).to.deep.equal(['touched 12300 value=68'])
     // The bytes written through the mapping reached the daemon: a fresh open reads them.
     const fd = fs.openSync(m.path('data'), 'r')
     try {
@@ -160,9 +163,25 @@ describe('memory failure: revocation and the kernel\'s victims', function () {
       expect(b.subarray(1).equals(orig.subarray(4097, 8192))).to.equal(true)
       fs.readSync(fd, b, 0, PAGE, 16384)
       expect(b[20000 - 16384]).to.equal(66)
+      fs.readSync(fd, b, 0, PAGE, 12288)
+      expect(b[12300 - 12288]).to.equal(68)
     } finally {
       fs.closeSync(fd)
     }
+    await probe.stop()
+  })
+
+  it('the pages after a poisoned one fault in with their data: a read cut short by poison is no end of file', async function () {
+    const orig = fs.readFileSync(m.path('data'))
+    const probe = await Probe.start(m.path('data'), 0, 1 << 20)
+    mce(m, pfnAt(m.path('data'), 40 * PAGE))
+    // The fault's read-around covers the poisoned page from below; a short read there would make the
+    // kernel shrink the file to it, and every page after it would fault with SIGBUS.
+    for (const page of [41, 42, 200, 255]) {
+      expect(await probe.ask(`touch ${page * PAGE}`)).to.deep.equal([`touched ${page * PAGE} value=${orig[page * PAGE]}`])
+    }
+    expect(await probe.ask(`touch ${40 * PAGE}`)).to.deep.equal([sigbus(BUS_ADRERR, probe.addr + 40 * PAGE), `fault ${40 * PAGE}`])
+    expect(await probe.ask(`touch ${39 * PAGE}`)).to.deep.equal([`touched ${39 * PAGE} value=${orig[39 * PAGE]}`])
     await probe.stop()
   })
 
