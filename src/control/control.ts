@@ -104,8 +104,9 @@ export class ControlDir {
     if (!req.ok) return this.refuse('mce', req.error)
     const place = locatePfn(this.sb.pool, req.value.pfn)
     if (!place) return this.refuse('mce', `${text.trim().split(/\s+/)[0]}: ${NOT_DMEM_PFN}`)
-    const writerPid = writer === 0 ? null : this.env.processOf(writer)?.pid ?? writer
-    const exclude = req.value.excludeWriter && writerPid !== null ? [writerPid] : []
+    // The writer, and what launched it (npx): it inherits its shell's descriptors and is not what the
+    // error is about.
+    const exclude = req.value.excludeWriter && writer !== 0 ? this.env.invocationOf(writer) : []
     const report = await handleMemoryFailure(
       this.sb, place, req.value.flags, req.value.deliver, this.env, this.opts.earlyKill, exclude)
     if (report.state !== 'already-poisoned') this.opts.onPoisonChange()

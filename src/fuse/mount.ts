@@ -11,7 +11,7 @@ import { fmtSize, layoutPool, PoolLayout } from '../pool/layout'
 import { parsePoisonFile, renderPoisonFile } from '../pool/persist'
 import { DmemPool } from '../pool/pool'
 import { MceEnvironment } from '../mce/memory-failure'
-import { findHolders, mountIdentity, openerFamily, MountIdentity, processOfThread, sysctlEarlyKill, threadFlags } from '../mce/procfs'
+import { findHolders, invocationOf, mountIdentity, openerFamily, MountIdentity, processOfThread, sysctlEarlyKill, threadFlags } from '../mce/procfs'
 import { revokeFile } from '../mce/revoke'
 import { FuseAdapter } from './operations'
 
@@ -114,6 +114,7 @@ function procEnvironment (mnt: string, log: (line: string) => void): MceEnvironm
       return identity ? findHolders(identity, ino, openerFamily(openers)) : []
     },
     processOf: processOfThread,
+    invocationOf,
     threadFlags,
     sysctlEarlyKill,
     sendSigbus: async pid => {

@@ -121,6 +121,8 @@ export interface MceEnvironment {
   findHolders (ino: number, openers: number[]): FileHolder[]
   // The process (thread group) a thread belongs to, and its command name; null if the thread is gone.
   processOf (tid: number): { pid: number, comm: string } | null
+  // The process of a thread and the launchers that run it (npx, sh -c), to leave out of a report.
+  invocationOf (tid: number): number[]
   // The task flags of each thread of a process (PF_MCE_PROCESS, PF_MCE_EARLY), null if it is gone.
   threadFlags (pid: number): number[] | null
   // vm.memory_failure_early_kill, null when the kernel has no such sysctl.

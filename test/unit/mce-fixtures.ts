@@ -103,6 +103,9 @@ export function fakeEnv (opts: FakeEnvOptions = {}): FakeEnv {
     processOf (tid: number) {
       return { pid: tid, comm: 'opener' }
     },
+    invocationOf (tid: number) {
+      return [env.processOf(tid)?.pid ?? tid]
+    },
     async sendSigbus (pid: number, siCode: number, addr: bigint): Promise<SigbusResult> {
       env.sigbus.push({ pid, siCode, addr })
       env.events.push(`sigbus ${pid}`)

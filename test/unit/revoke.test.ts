@@ -6,9 +6,11 @@ import { expect } from 'chai'
 import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
+import { spawn } from 'child_process'
 import { ControlDir } from '../../src/control/control'
 import { FuseAdapter } from '../../src/fuse/operations'
 import { Revocation, RevokeTarget } from '../../src/mce/memory-failure'
+import { invocationOf } from '../../src/mce/procfs'
 import { revokeFile, revokePaths } from '../../src/mce/revoke'
 import { MiB } from '../../src/pool/layout'
 import { createFile, fakeEnv, makeSb, O_RDWR, pfnOfIndex } from './mce-fixtures'
@@ -105,5 +107,29 @@ describe('the FUSE adapter after a memory failure', () => {
     expect(report).to.match(/^process 51 \(bash\) not-collected fd 5 /m)
     expect(report).to.not.match(/^process 50 /m)
     expect(report).to.include('revoked page cache and mappings by an open of /f (3.0 ms)')
+  })
+})
+
+describe('the invocation to leave out of a report', () => {
+  it('is the process and each parent whose command line ends with its arguments, as npx titles itself', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'dmemfs-invocation-'))
+    const child = path.join(dir, 'cli.js')
+    fs.writeFileSync(child, `console.log(process.pid); setTimeout(() => {}, 30000)`)
+    // npm sets its title to `npm exec dmemfs ARGS`, which overwrites its command line.
+    const launcher = spawn(process.execPath, ['-e', `
+process.title = 'npm exec dmemfs mce mnt 0x100200 --must-kill'
+require('child_process').spawn(process.execPath, [${JSON.stringify(child)}, 'mce', 'mnt', '0x100200', '--must-kill'], { stdio: 'inherit' })
+`], { stdio: ['ignore', 'pipe', 'inherit'] })
+    try {
+      const cli = Number(await new Promise<string>(resolve => launcher.stdout!.once('data', (d: Buffer) => resolve(d.toString()))))
+      expect(fs.readFileSync(`/proc/${launcher.pid}/cmdline`, 'utf8')).to.match(/^npm exec dmemfs mce mnt 0x100200 --must-kill\0/)
+      // The walk stops at the launcher's parent, this test, which runs no such command.
+      expect(invocationOf(cli)).to.deep.equal([cli, launcher.pid])
+      expect(invocationOf(999999999)).to.deep.equal([])
+      process.kill(cli, 'SIGKILL')
+    } finally {
+      launcher.kill('SIGKILL')
+      fs.rmSync(dir, { recursive: true })
+    }
   })
 })
