@@ -47,10 +47,10 @@ Unmounts a dmemfs; its daemon notices and exits.`,
   mce: `usage: dmemfs mce MOUNTPOINT PFN [--action-required] [--must-kill] [--deliver] [--json]
 
 Runs the memory-failure path for the 4 KiB frame PFN (decimal, 0x hex or 0 octal), as writing it to
-MOUNTPOINT/.dmem/mce does, and prints the report.
+MOUNTPOINT/.dmem/mce does, and prints the report. This command (and npx running it) is not listed.
   --action-required   MF_ACTION_REQUIRED: signal BUS_MCEERR_AR instead of BUS_MCEERR_AO
-  --must-kill         MF_MUST_KILL: signal the processes (without it, none is signalled)
-  --deliver           really send the signals (plain SIGBUS/SIGKILL from user space)
+  --must-kill         MF_MUST_KILL: signal the processes mapping the page (without it, none is signalled)
+  --deliver           really send the signals (the report says which way each went)
   --json              print the report as JSON`,
   pfn: `usage: dmemfs pfn FILE [--json] [--map [--cells N]]
 
