@@ -230,6 +230,22 @@ echo "shell=$$ cli=$cli status=$?"`
     await probe.stop()
   })
 
+  it('early_kill=0: a mapper not collected early gets no signal, and touching the page later BUS_ADRERR, as the report says', async function () {
+    await stopAll()
+    m = await DmemfsMount.start('size=64M,early_kill=0')
+    m.ok('head -c 1M /dev/urandom > data')
+    const probe = await Probe.start(m.path('data'), 0, 1 << 20)
+    expect(await probe.ask('touch 12288')).to.match(/touched 12288/)
+    const report = mce(m, pfnAt(m.path('data'), 12288), '--must-kill', '--deliver')
+    const p = report.processes.find(x => x.pid === probe.proc.pid)!
+    expect(p).to.include({ collected: false, signal: null, sent: null, way: null })
+    expect(p.reason).to.match(/^not collected early .*SIGBUS BUS_MCEERR_AR on touching .*SIGBUS BUS_ADRERR from this simulation/)
+    expect(p.on_touch).to.deep.equal({ seed: 'BUS_MCEERR_AR', simulated: 'BUS_ADRERR' })
+    expect(await probe.ask('touch 12288')).to.deep.equal([sigbus(BUS_ADRERR, parseInt(p.vaddr!, 16)), 'fault 12288'])
+    expect(probe.sigbusLines()).to.have.length(1) // nothing was delivered before the touch
+    await probe.stop()
+  })
+
   it('revokes an unlinked file through a holder: its mapping faults on the poisoned page', async function () {
     const pfn = pfnAt(m.path('data'), 5 * PAGE)
     const probe = await Probe.start(m.path('data'), 0, 1 << 20)
@@ -304,5 +320,35 @@ print(eio, leaked, other)
     } finally {
       writer.kill('SIGKILL')
     }
+  })
+
+  it('descriptors opened and read before the failure: the cached page is gone, refused writes never read back', function () {
+    m.ok('head -c 65536 /dev/zero > small')
+    const pfn = pfnAt(m.path('small'), 8 * PAGE)
+    const r = spawnSync('python3', ['-c', `
+import os, subprocess
+w = os.open('small', os.O_WRONLY)
+r = os.open('small', os.O_RDONLY)
+os.pread(r, 65536, 0)  # all of it in the page cache
+subprocess.check_call(['${BIN}', 'mce', '.', '0x${pfn.toString(16)}'], stdout=subprocess.DEVNULL)
+refused = eio = leaked = other = 0
+for i in range(1000):
+    try:  # the first read finds the page cached before the failure, unless it was revoked
+        data = os.pread(r, 4096, ${8 * PAGE})
+        if b'\\xab' in data:
+            leaked += 1
+        else:
+            other += 1
+    except OSError:
+        eio += 1
+    try:
+        os.pwrite(w, b'\\xab' * 4096, ${8 * PAGE})
+    except OSError:
+        refused += 1
+print(refused, eio, leaked, other)
+`], { cwd: m.mnt, encoding: 'utf8', timeout: 50000 })
+    expect(r.status, r.stderr).to.equal(0)
+    const [refused, eio, leaked, other] = r.stdout.trim().split(' ').map(Number)
+    expect({ refused, eio, leaked, other }).to.deep.equal({ refused: 1000, eio: 1000, leaked: 0, other: 0 })
   })
 })
