@@ -351,4 +351,19 @@ print(refused, eio, leaked, other)
     const [refused, eio, leaked, other] = r.stdout.trim().split(' ').map(Number)
     expect({ refused, eio, leaked, other }).to.deep.equal({ refused: 1000, eio: 1000, leaked: 0, other: 0 })
   })
+
+  it('after the failure every open is direct_io: a new shared mapping is refused (ENODEV), a private one works', function () {
+    const pfn = pfnAt(m.path('data'), 8 * PAGE)
+    const map = (flags: string) => m.sh(`python3 -c "
+import mmap, os
+fd = os.open('data', os.O_RDWR)
+m = mmap.mmap(fd, 65536, mmap.${flags}, mmap.PROT_READ)
+print(m[0])"`)
+    expect(map('MAP_SHARED').status).to.equal(0)
+    mce(m, pfn)
+    const shared = map('MAP_SHARED')
+    expect(shared.status).to.not.equal(0)
+    expect(shared.stderr).to.match(/No such device/)
+    expect(map('MAP_PRIVATE').status, 'private').to.equal(0)
+  })
 })
