@@ -105,7 +105,7 @@ export interface MceReport extends McePlace {
 export interface Revocation {
   via: string | null // the path opened: the file's, or /proc/PID/fd/N of a holder; null when none was found
   ms: number
-  error?: string
+  failed: Array<{ via: string, error: string }> // ways in tried before, and why each did not do
 }
 
 /** Where the kernel can still hold copies of a file: its path on the mount (null once unlinked) and the

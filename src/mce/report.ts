@@ -42,8 +42,9 @@ function killedPlainly (r: MceReport): boolean {
 
 function renderRevocation (v: Revocation): string {
   const ms = v.ms.toFixed(1)
-  if (v.via === null) return `revoked nothing: no way to open the file${v.error ? ` (${v.error})` : ''} (${ms} ms)`
-  return `revoked page cache and mappings by an open of ${v.via} (${ms} ms${v.error ? `; before that ${v.error}` : ''})`
+  const failed = v.failed.map(f => `${f.via}: ${f.error}`).join(', ')
+  if (v.via === null) return `revoked nothing: no way to open the file${failed ? ` (${failed})` : ''} (${ms} ms)`
+  return `revoked page cache and mappings by an open of ${v.via} (${ms} ms${failed ? `; before that ${failed}` : ''})`
 }
 
 function renderProcess (p: MceProcess, showEarlyKill: boolean): string {
@@ -101,7 +102,9 @@ export function reportJson (r: MceReport): object {
     })),
     early_kill_mode: r.earlyKillMode,
     revocation: r.revocation && {
-      via: r.revocation.via, ms: Number(r.revocation.ms.toFixed(3)), ...(r.revocation.error ? { error: r.revocation.error } : {})
+      via: r.revocation.via,
+      ms: Number(r.revocation.ms.toFixed(3)),
+      failed: r.revocation.failed.map(f => ({ via: f.via, error: f.error }))
     },
     ...(killedPlainly(r) ? { note: KILL_NOTE } : {})
   }

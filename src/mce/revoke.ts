@@ -30,14 +30,13 @@ export function revokePaths (mountpoint: string, target: RevokeTarget): string[]
  *  copies. A file nobody holds and nobody can name has no copies left to drop. */
 export async function revokeFile (mountpoint: string, target: RevokeTarget): Promise<Revocation> {
   const start = performance.now()
-  const failed: string[] = []
-  const result = (via: string | null): Revocation =>
-    ({ via, ms: performance.now() - start, ...(failed.length > 0 ? { error: failed.join(', ') } : {}) })
+  const failed: Revocation['failed'] = []
+  const result = (via: string | null): Revocation => ({ via, ms: performance.now() - start, failed })
   for (const via of revokePaths(mountpoint, target)) {
     for (let attempt = 0; attempt < 2; attempt++) {
       const code = await openClose(via)
       if (code === null) return result(via)
-      failed.push(`${via}: ${code}`)
+      failed.push({ via, error: code })
       // A dirty poisoned page fails its write-back during the invalidation, and the open reports that
       // EIO; the page is dropped all the same (its data is lost, as the kernel loses it), so once more.
       if (code !== 'EIO') break

@@ -33,7 +33,7 @@ interface JsonProcess {
 interface JsonReport {
   state: string
   processes: JsonProcess[]
-  revocation: { via: string | null, ms: number, error?: string } | null
+  revocation: { via: string | null, ms: number, failed: Array<{ via: string, error: string }> } | null
   note?: string
 }
 
@@ -140,7 +140,7 @@ describe('memory failure: revocation and the kernel\'s victims', function () {
     const report = mce(m, pfnAt(m.path('data'), 8192))
     expect(report.revocation!.via).to.equal(m.path('data'))
     // The first open met the poisoned page's failed write-back; the second went through.
-    expect(report.revocation!.error).to.equal(`${m.path('data')}: EIO`)
+    expect(report.revocation!.failed).to.deep.equal([{ via: m.path('data'), error: 'EIO' }])
     const p = report.processes.find(x => x.pid === probe.proc.pid)!
     expect(p).to.include({ collected: true, signal: null, sent: null })
     expect(p.on_touch).to.deep.equal({ seed: 'BUS_MCEERR_AR', simulated: 'BUS_ADRERR' })

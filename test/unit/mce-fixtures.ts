@@ -116,7 +116,7 @@ export function fakeEnv (opts: FakeEnvOptions = {}): FakeEnv {
     async revoke (target: RevokeTarget): Promise<Revocation> {
       env.revoked.push(target)
       env.events.push('revoke')
-      return { via: target.path, ms: 1 }
+      return { via: target.path, ms: 1, failed: [] }
     },
     log (line: string): void {
       env.lines.push(line)

@@ -430,7 +430,7 @@ describe('memory failure', () => {
           path: '/f',
           holders: r.processes.map(p => ({ pid: p.pid, fds: p.fds, mappings: p.mappings }))
         }])
-        expect(r.revocation).to.deep.equal({ via: '/f', ms: 1 })
+        expect(r.revocation).to.deep.equal({ via: '/f', ms: 1, failed: [] })
         expect(env.sigbus).to.deep.equal([
           { pid: 100, siCode: BUS_MCEERR_AO, addr: BigInt(VA + PGOFF * 4096) },
           { pid: 500, siCode: BUS_MCEERR_AO, addr: BigInt(VA + (PGOFF - 600) * 4096) }

@@ -179,7 +179,7 @@ describe('mce report', () => {
           { ...mapper, pid: 102, sent: false, sendError: 'ESRCH' },
           reader
         ],
-        revocation: { via: '/mnt/dir/a', ms: 2.25 }
+        revocation: { via: '/mnt/dir/a', ms: 2.25, failed: [] }
       })
       const got = lines(r)
       const map = 'collected map 0x7f0000000000-0x7f0000600000 vaddr 0x7f0000264000 ' +
@@ -198,9 +198,9 @@ describe('mce report', () => {
     })
 
     it('says when there was nothing to open to revoke', () => {
-      const r = report({ revocation: { via: null, ms: 0.5, error: '/proc/9/fd/3: ENOENT' } })
+      const r = report({ revocation: { via: null, ms: 0.5, failed: [{ via: '/proc/9/fd/3', error: 'ENOENT' }] } })
       expect(lines(r)).to.include('revoked nothing: no way to open the file (/proc/9/fd/3: ENOENT) (0.5 ms)')
-      const retried = report({ revocation: { via: '/m/f', ms: 4, error: '/m/f: EIO' } })
+      const retried = report({ revocation: { via: '/m/f', ms: 4, failed: [{ via: '/m/f', error: 'EIO' }] } })
       expect(lines(retried)).to.include('revoked page cache and mappings by an open of /m/f (4.0 ms; before that /m/f: EIO)')
     })
 
@@ -328,12 +328,12 @@ describe('mce report', () => {
         flags: MF_MUST_KILL,
         deliver: true,
         processes: [{ ...mapper, sent: true, way: 'kill' }, { ...mapper, pid: 101, sent: false, sendError: 'EPERM' }],
-        revocation: { via: '/proc/7/fd/3', ms: 1.23456 }
+        revocation: { via: '/proc/7/fd/3', ms: 1.23456, failed: [{ via: '/m/f', error: 'EIO' }] }
       })) as any
       expect(j.processes.map((p: any) => [p.sent, p.way])).to.deep.equal([[true, 'kill'], [false, null]])
       expect(j.processes[0]).to.not.have.property('send_error')
       expect(j.processes[1].send_error).to.equal('EPERM')
-      expect(j.revocation).to.deep.equal({ via: '/proc/7/fd/3', ms: 1.235 })
+      expect(j.revocation).to.deep.equal({ via: '/proc/7/fd/3', ms: 1.235, failed: [{ via: '/m/f', error: 'EIO' }] })
       expect(j.note).to.equal(KILL_NOTE)
     })
   })

@@ -40,19 +40,19 @@ describe('revocation', () => {
       fs.writeFileSync(path.join(dir, 'f'), 'x')
       const ok = await revokeFile(dir, { path: '/f', holders: [] })
       expect(ok.via).to.equal(path.join(dir, 'f'))
-      expect(ok.error).to.equal(undefined)
+      expect(ok.failed).to.deep.equal([])
       // An unlinked file reached through a live descriptor of this very process.
       const fd = fs.openSync(path.join(dir, 'f'), 'r')
       try {
         const r = await revokeFile(dir, { path: '/gone', holders: [{ pid: process.pid, fds: [fd], mappings: [] }] })
         expect(r.via).to.equal(`/proc/${process.pid}/fd/${fd}`)
-        expect(r.error).to.equal(`${dir}/gone: ENOENT`)
+        expect(r.failed).to.deep.equal([{ via: `${dir}/gone`, error: 'ENOENT' }])
       } finally {
         fs.closeSync(fd)
       }
       const none: Revocation = await revokeFile(dir, { path: null, holders: [{ pid: 999999999, fds: [3], mappings: [] }] })
       expect(none.via).to.equal(null)
-      expect(none.error).to.equal('/proc/999999999/fd/3: ENOENT')
+      expect(none.failed).to.deep.equal([{ via: '/proc/999999999/fd/3', error: 'ENOENT' }])
       expect(none.ms).to.be.a('number')
     } finally {
       fs.rmSync(dir, { recursive: true })
@@ -87,7 +87,7 @@ describe('the FUSE adapter after a memory failure', () => {
     const env = fakeEnv({ holders })
     env.processOf = tid => ({ pid: tid === 5001 ? 50 : tid, comm: 'x' }) // thread 5001 of the CLI
     let releaseRevoke = (): void => {}
-    env.revoke = () => new Promise(resolve => { releaseRevoke = () => resolve({ via: '/f', ms: 3 }) })
+    env.revoke = () => new Promise(resolve => { releaseRevoke = () => resolve({ via: '/f', ms: 3, failed: [] }) })
     const ctx = { uid: 0, gid: 0, pid: 5001, umask: 0 }
     const ops = new FuseAdapter(sb, new ControlDir(sb, env), () => {}, () => ctx).operations()
     let fh = -1
