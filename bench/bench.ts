@@ -25,6 +25,8 @@ interface Config {
   treeFiles: number // cp -r / tar x
   idle: number // idle processes during the MCE report
   mceSamples: number
+  mceMapMiB: number // the file a process maps whole for the MCE figure with a large mapping
+  mceMapSamples: number
   pool: string // the dmem= of the pool figure
   poolWriteMiB: number
   poolReps: number
@@ -34,11 +36,11 @@ interface Config {
 
 const FULL: Config = {
   reps: 7, seqMiB: 256, fioSeconds: 5, files: 5000, treeFiles: 3000, idle: 1000, mceSamples: 15,
-  pool: '64G', poolWriteMiB: 1024, poolReps: 5, coreMiB: 256, coreCalls: 200000
+  mceMapMiB: 1024, mceMapSamples: 5, pool: '64G', poolWriteMiB: 1024, poolReps: 5, coreMiB: 256, coreCalls: 200000
 }
 const QUICK: Config = {
   reps: 1, seqMiB: 8, fioSeconds: 0.3, files: 200, treeFiles: 100, idle: 20, mceSamples: 3,
-  pool: '256M', poolWriteMiB: 16, poolReps: 1, coreMiB: 16, coreCalls: 5000
+  mceMapMiB: 16, mceMapSamples: 2, pool: '256M', poolWriteMiB: 16, poolReps: 1, coreMiB: 16, coreCalls: 5000
 }
 
 // One process creates, writes and closes every file, then unlinks them all: the filesystem's rate, not
@@ -75,13 +77,19 @@ function figures (cfg: Config): Figure[] {
     f('unlink', `unlink ${cfg.files} files`, 'files/s'),
     f('cp_r', `cp -r of a ${cfg.treeFiles}-file tree`, 'files/s'),
     f('tar_x', `tar x of a ${cfg.treeFiles}-file tree`, 'files/s'),
-    f('mce_report_idle', 'MCE report (must_kill), no extra processes', 'ms', 'lower', 'dmemfs'),
-    f('mce_report', `MCE report (must_kill), ${cfg.idle} idle processes`, 'ms', 'lower', 'dmemfs'),
+    f('mce_report_idle', 'MCE (must_kill deliver: report, revocation, SIGBUS), no extra processes', 'ms', 'lower', 'dmemfs'),
+    f('mce_report', `MCE (must_kill deliver), ${cfg.idle} idle processes`, 'ms', 'lower', 'dmemfs'),
+    f('mce_report_map', `MCE (must_kill deliver), a process mapping a ${mapSize(cfg)} file, all cached`, 'ms', 'lower', 'dmemfs'),
+    f('mce_revoke_map', `  of which the revocation (dropping that file's cache and mapping)`, 'ms', 'lower', 'dmemfs'),
     f('pool_mount', `mount, empty dmem=${cfg.pool} pool of 4K dpages`, 'ms', 'lower', 'dmemfs'),
     f('pool_rss_empty', `daemon RSS, empty dmem=${cfg.pool} pool`, 'MiB', 'lower', 'dmemfs'),
     f('pool_first_write', `first write of ${written} into it (dd bs=1M conv=fsync)`, 'MiB/s', 'higher', 'dmemfs'),
     f('pool_rss_written', `daemon RSS after writing ${written}`, 'MiB', 'lower', 'dmemfs')
   ]
+}
+
+function mapSize (cfg: Config): string {
+  return cfg.mceMapMiB >= 1024 ? `${cfg.mceMapMiB / 1024} GiB` : `${cfg.mceMapMiB} MiB`
 }
 
 function progress (line: string): void {
@@ -231,30 +239,60 @@ class Bench {
     return this.figs.filter(f => Object.keys(f.samples).length > 0 || this.only === null)
   }
 
-  /** The memory-failure report: PFNs of a file another process holds open, one per sample, each written
-   *  with must_kill to .dmem/mce and its reply read back; without and then with idle processes, which
-   *  (like most of a machine's) have nothing to do with the file. */
+  /** The memory-failure path as a write to .dmem/mce sees it: PFNs of a file another process maps whole
+   *  (and has read, so the kernel caches all of it), one per sample, each written with `must_kill deliver`
+   *  and its reply read back: the report, the revocation of the file's cached pages and mapping, and the
+   *  SIGBUS (which the mapper handles). Without and then with idle processes, which (like most of a
+   *  machine's) have nothing to do with the file; then with a large file mapped, on a pool of its own. */
   async mce (dm: System): Promise<void> {
     const n = this.cfg.mceSamples
     const file = path.join(dm.mnt, 'mce.bin')
     run('dd', ['if=/dev/urandom', `of=${file}`, 'bs=4k', `count=${2 * n}`, 'conv=fsync', 'status=none'])
-    const holder = await holdOpen(file) // the report must find this process
+    const mapper = await Mapper.start(file)
     try {
       const pfns = pfnsOf(dm.mnt, fs.statSync(file).ino)
       if (pfns.length < 2 * n) throw new Error(`.dmem/pfns lists ${pfns.length} frames of ${file}, not ${2 * n}`)
-      progress(`MCE report, no extra processes (${n} samples)`)
-      for (let i = 0; i < n; i++) this.add('mce_report_idle', 'dmemfs', mceReport(dm.mnt, pfns[i], holder.pid!))
-      progress(`MCE report, ${this.cfg.idle} idle processes (${n} samples)`)
+      progress(`MCE, no extra processes (${n} samples)`)
+      for (let i = 0; i < n; i++) this.add('mce_report_idle', 'dmemfs', (await mapper.mce(dm.mnt, pfns[i], i)).ms)
+      progress(`MCE, ${this.cfg.idle} idle processes (${n} samples)`)
       const group = await startIdle(this.cfg.idle)
       try {
-        for (let i = n; i < 2 * n; i++) this.add('mce_report', 'dmemfs', mceReport(dm.mnt, pfns[i], holder.pid!))
+        for (let i = n; i < 2 * n; i++) this.add('mce_report', 'dmemfs', (await mapper.mce(dm.mnt, pfns[i], i)).ms)
       } finally {
         stopIdle(group)
       }
     } finally {
-      holder.kill('SIGKILL')
-      if (holder.exitCode === null && holder.signalCode === null) await new Promise(resolve => holder.once('exit', resolve))
+      await mapper.stop()
       fs.rmSync(file)
+    }
+    await this.mceMapped()
+  }
+
+  /** The same with a process mapping a large file, all of it read first and so cached: the revocation
+   *  drops every page of it. Samples are spread over the file; the mapper reads it all again before each. */
+  private async mceMapped (): Promise<void> {
+    const mib = this.cfg.mceMapMiB
+    const sys = await mount('dmemfs', `size=${mib + 64}M`, 'mcemap')
+    try {
+      const file = path.join(sys.mnt, 'map.bin')
+      progress(`MCE, a process mapping a ${mapSize(this.cfg)} file: writing it`)
+      run('dd', ['if=/dev/zero', `of=${file}`, 'bs=1M', `count=${mib}`, 'conv=fsync', 'status=none'])
+      const mapper = await Mapper.start(file)
+      try {
+        const pfns = pfnsOf(sys.mnt, fs.statSync(file).ino)
+        const n = this.cfg.mceMapSamples
+        for (let i = 0; i < n; i++) {
+          progress(`MCE, a process mapping a ${mapSize(this.cfg)} file (${i + 1}/${n})`)
+          const page = Math.floor((i + 0.5) * pfns.length / n)
+          const r = await mapper.mce(sys.mnt, pfns[page], page)
+          this.add('mce_report_map', 'dmemfs', r.ms)
+          this.add('mce_revoke_map', 'dmemfs', r.revokeMs)
+        }
+      } finally {
+        await mapper.stop()
+      }
+    } finally {
+      await unmount(sys)
     }
   }
 
@@ -288,38 +326,85 @@ function pfnsOf (mnt: string, ino: number): number[] {
   return frames
 }
 
-/** A process that holds `file` open on its standard input, once it does. */
-async function holdOpen (file: string): Promise<ChildProcess> {
-  const holder = spawn('sh', ['-c', 'exec sleep 3600 < "$0"', file], { stdio: 'ignore' })
-  for (let i = 0; i < 500; i++) {
-    try {
-      if (fs.readlinkSync(`/proc/${holder.pid}/fd/0`) === file) return holder
-    } catch {
-      // not started yet
-    }
-    await new Promise(resolve => setTimeout(resolve, 10))
-  }
-  holder.kill('SIGKILL')
-  throw new Error(`no process came to hold ${file} open`)
-}
+// Maps the file whole, handles SIGBUS, and on `touch SKIP...` reads one byte of every page but those
+// given (the poisoned ones: touching one would fault again and again), so the kernel caches all of it.
+const MAPPER_PY = `
+import mmap, os, signal, sys
+signal.signal(signal.SIGBUS, lambda *a: sys.stdout.write('sigbus\\n') or sys.stdout.flush())
+fd = os.open(sys.argv[1], os.O_RDWR)
+size = os.fstat(fd).st_size
+m = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+for line in sys.stdin:
+    skip = set(int(w) for w in line.split()[1:])
+    for page in range(size // 4096):
+        if page not in skip:
+            m[page * 4096]
+    sys.stdout.write('touched\\n')
+    sys.stdout.flush()
+`
 
-/** Milliseconds from writing `PFN must_kill` to .dmem/mce to the end of reading its reply. */
-function mceReport (mnt: string, pfn: number, holder: number): number {
-  const fd = fs.openSync(path.join(mnt, '.dmem', 'mce'), 'r+')
-  try {
-    const buf = Buffer.alloc(1 << 20)
-    const t0 = performance.now()
-    fs.writeSync(fd, `0x${pfn.toString(16)} must_kill\n`)
-    let len = 0
-    for (let n = -1; n !== 0 && len < buf.length; len += n) n = fs.readSync(fd, buf, len, buf.length - len, len)
-    const ms = performance.now() - t0
-    const reply = buf.toString('utf8', 0, len)
-    if (!new RegExp(`^process ${holder} `, 'm').test(reply)) {
-      throw new Error(`the MCE report for 0x${pfn.toString(16)} does not list the holder ${holder}:\n${reply}`)
+const mappers = new Set<ChildProcess>()
+process.on('exit', () => { for (const p of mappers) p.kill('SIGKILL') })
+const TOUCH_TIMEOUT_MS = 120000
+
+/** The process the MCE figures signal: it maps a file of the mount whole and survives its SIGBUS. */
+class Mapper {
+  private out = ''
+  private readonly poisoned: number[] = []
+  private constructor (readonly proc: ChildProcess) {
+    proc.stdout!.on('data', (d: Buffer) => { this.out += d.toString() })
+  }
+
+  static async start (file: string): Promise<Mapper> {
+    const proc = spawn('python3', ['-c', MAPPER_PY, file], { stdio: ['pipe', 'pipe', 'inherit'] })
+    mappers.add(proc)
+    proc.on('exit', () => mappers.delete(proc))
+    const m = new Mapper(proc)
+    await m.touch()
+    return m
+  }
+
+  /** Reads every page but the poisoned ones, so that all of the file is cached and mapped again. */
+  private async touch (): Promise<void> {
+    const before = this.out.split('touched').length
+    this.proc.stdin!.write(['touch', ...this.poisoned].join(' ') + '\n')
+    const deadline = Date.now() + TOUCH_TIMEOUT_MS
+    while (this.out.split('touched').length === before) {
+      if (this.proc.exitCode !== null || this.proc.signalCode !== null) throw new Error('the mapping process died')
+      if (Date.now() > deadline) throw new Error('the mapping process did not read its file within 2 minutes')
+      await new Promise(resolve => setTimeout(resolve, 5))
     }
-    return ms
-  } finally {
-    fs.closeSync(fd)
+  }
+
+  /** Poisons `pfn` (file page `page`) with must_kill deliver; the milliseconds from the write to the end
+   *  of the reply, and those the report gives the revocation. */
+  async mce (mnt: string, pfn: number, page: number): Promise<{ ms: number, revokeMs: number }> {
+    await this.touch()
+    this.poisoned.push(page)
+    const fd = fs.openSync(path.join(mnt, '.dmem', 'mce'), 'r+')
+    try {
+      const buf = Buffer.alloc(1 << 20)
+      const t0 = performance.now()
+      fs.writeSync(fd, `0x${pfn.toString(16)} must_kill deliver\n`)
+      let len = 0
+      for (let n = -1; n !== 0 && len < buf.length; len += n) n = fs.readSync(fd, buf, len, buf.length - len, len)
+      const ms = performance.now() - t0
+      const reply = buf.toString('utf8', 0, len)
+      if (!new RegExp(`^process ${this.proc.pid} .* sent way `, 'm').test(reply)) {
+        throw new Error(`the MCE report for 0x${pfn.toString(16)} does not signal the mapper ${this.proc.pid}:\n${reply}`)
+      }
+      const revoked = /^revoked page cache and mappings by an open of .* \(([\d.]+) ms/m.exec(reply)
+      if (!revoked) throw new Error(`the MCE report for 0x${pfn.toString(16)} revoked nothing:\n${reply}`)
+      return { ms, revokeMs: Number(revoked[1]) }
+    } finally {
+      fs.closeSync(fd)
+    }
+  }
+
+  async stop (): Promise<void> {
+    if (this.proc.exitCode !== null || this.proc.signalCode !== null) return
+    this.proc.kill('SIGKILL')
+    await new Promise(resolve => this.proc.once('exit', resolve))
   }
 }
 

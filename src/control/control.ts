@@ -7,7 +7,7 @@ import { EBUSY, EINVAL, Errno } from '../fs/errno'
 import { jsonAscii, nameEscape } from '../fs/name'
 import { Superblock } from '../fs/super'
 import { parseMceRequest, parsePfn } from '../mce/input'
-import { EarlyKillMode, locatePfn, memoryFailure, MceEnvironment, NOT_DMEM_PFN } from '../mce/memory-failure'
+import { EarlyKillMode, handleMemoryFailure, locatePfn, MceEnvironment, NOT_DMEM_PFN } from '../mce/memory-failure'
 import { PoisonBook, renderPoisoned } from '../mce/poison-book'
 import { renderReport, reportJson } from '../mce/report'
 import { CorrectedErrors } from '../mce/corrected'
@@ -28,7 +28,9 @@ export interface ControlFile {
   mode: number // permission bits; the files belong to root
   public?: boolean // readable by every user; all others are root's alone, and every write is root's
   render (): string // text whose chars are bytes (latin1): names in it are byte strings
-  write? (text: string): WriteResult
+  // `writer` is the writing thread (0 if unknown). A write may answer later (mce waits for revocation
+  // and delivery, which need the daemon to serve other requests meanwhile).
+  write? (text: string, writer?: number): WriteResult | Promise<WriteResult>
   truncate? (): void // what opening with O_TRUNC does
   stream?: Tracer // reads block and stream new events from this ring (trace_pipe)
 }
@@ -62,7 +64,7 @@ export class ControlDir {
     this.add({ name: 'pfns', mode: 0o400, render: () => renderPfns(sb) })
     // Read-only, so that any user who may read it gets the whole map: `dmemfs stat` merges its cells.
     this.add({ name: 'map', mode: 0o444, public: true, render: () => renderMap(sb.pool, MAP_CELLS) })
-    this.add({ name: 'mce', mode: 0o600, render: () => this.lastMce, write: text => this.writeMce(text) })
+    this.add({ name: 'mce', mode: 0o600, render: () => this.lastMce, write: (text, writer) => this.writeMce(text, writer) })
     this.add({
       name: 'unpoison', mode: 0o600, render: () => this.lastUnpoison, write: text => this.writeUnpoison(text)
     })
@@ -110,12 +112,16 @@ export class ControlDir {
     return { errno: EINVAL, reply }
   }
 
-  writeMce (text: string): WriteResult {
+  async writeMce (text: string, writer = 0): Promise<WriteResult> {
     const req = parseMceRequest(text)
     if (!req.ok) return this.refuse('mce', req.error)
     const place = locatePfn(this.sb.pool, req.value.pfn)
     if (!place) return this.refuse('mce', `${text.trim().split(/\s+/)[0]}: ${NOT_DMEM_PFN}`)
-    const report = memoryFailure(this.sb, place, req.value.flags, req.value.deliver, this.env, this.opts.earlyKill)
+    // The writer, and what launched it (npx): it inherits its shell's descriptors and is not what the
+    // error is about.
+    const exclude = req.value.excludeWriter && writer !== 0 ? this.env.invocationOf(writer) : []
+    const report = await handleMemoryFailure(
+      this.sb, place, req.value.flags, req.value.deliver, this.env, this.opts.earlyKill, exclude)
     this.poisonBook.note(report)
     if (report.state !== 'already-poisoned') this.opts.onPoisonChange()
     this.lastMce = renderReport(report)

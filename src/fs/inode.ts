@@ -57,6 +57,9 @@ export class Inode {
   target = ''
   // Regular files only: file dpage index -> pool dpage.
   dpages: Map<number, number> | null = null
+  // One of its dpages was poisoned while it owned it: from then on the kernel must not cache it (every
+  // open is direct_io), or bytes of a refused write could be read back from the page cache.
+  hwpoisoned = false
 
   constructor (
     readonly ino: number,

@@ -12,7 +12,8 @@ import { fmtSize, layoutPool, PoolLayout } from '../pool/layout'
 import { parsePoisonFile, renderPoisonFile } from '../pool/persist'
 import { DmemPool } from '../pool/pool'
 import { MceEnvironment } from '../mce/memory-failure'
-import { findHolders, mountIdentity, openerFamily, MountIdentity, processOfThread, sysctlEarlyKill, threadFlags } from '../mce/procfs'
+import { findHolders, invocationOf, mountIdentity, openerFamily, MountIdentity, processOfThread, sysctlEarlyKill, threadFlags } from '../mce/procfs'
+import { revokeFile } from '../mce/revoke'
 import { FuseAdapter } from './operations'
 
 export const FSTYPE = 'fuse.dmemfs'
@@ -104,7 +105,8 @@ function runUnmounter (child: ChildProcess): Promise<void> {
   })
 }
 
-/** The memory-failure path's view of the system: processes through /proc, signals through kill(2). */
+/** The memory-failure path's view of the system: processes through /proc, signals through kill(2) (a
+ *  plain SIGBUS: kill cannot set si_code or si_addr), revocation by an open through the mount. */
 function procEnvironment (mnt: string, log: (line: string) => void): MceEnvironment {
   let identity: MountIdentity | null = null
   return {
@@ -113,9 +115,14 @@ function procEnvironment (mnt: string, log: (line: string) => void): MceEnvironm
       return identity ? findHolders(identity, ino, openerFamily(openers)) : []
     },
     processOf: processOfThread,
+    invocationOf,
     threadFlags,
     sysctlEarlyKill,
-    kill: (pid, signal) => process.kill(pid, signal),
+    sendSigbus: async pid => {
+      process.kill(pid, 'SIGBUS')
+      return { way: 'kill' }
+    },
+    revoke: target => revokeFile(mnt, target),
     log,
     self: process.pid
   }

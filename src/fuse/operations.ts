@@ -2,7 +2,7 @@
 // core or the control directory and maps the result back. No filesystem logic lives here.
 
 import Fuse = require('fuse-native')
-import { ControlDir, ControlFile, CONTROL_DIR } from '../control/control'
+import { ControlDir, ControlFile, CONTROL_DIR, WriteResult } from '../control/control'
 import { EACCES, EINTR, EINVAL, EIO, ENODATA, ENOENT, EOPNOTSUPP, EPERM, Errno, isErrno } from '../fs/errno'
 import { textBytes } from '../fs/name'
 import { signalPending } from '../mce/procfs'
@@ -50,6 +50,8 @@ export class FuseAdapter {
   private readonly hidden = new Map<string, Inode>()
   // request unique -> the libfuse hidden-name candidate whose getattr answered ENOENT in that request
   private readonly missed = new Map<number, string>()
+  // Handles opened direct_io: their reads bypass the page cache, where a short read means end of file.
+  private readonly uncached = new Set<number>()
   private readonly controlHandles = new Map<number, ControlHandle>()
   private nextControlFh = CONTROL_FH_BASE
 
@@ -83,9 +85,12 @@ export class FuseAdapter {
       release: (path, fd, cb) => cb(this.release(fd)),
       read: (path, fd, buf, len, pos, cb) => {
         if (fd >= CONTROL_FH_BASE) return this.controlRead(fd, buf, len, pos, cb)
-        cb(this.sb.read(fd, buf, len, pos))
+        cb(this.read(fd, buf, len, pos))
       },
-      write: (path, fd, buf, len, pos, cb) => cb(this.write(fd, buf, len, pos)),
+      write: (path, fd, buf, len, pos, cb) => {
+        if (fd >= CONTROL_FH_BASE) return this.controlWrite(fd, buf, len, cb)
+        cb(this.sb.write(fd, buf, len, pos))
+      },
       truncate: (path, size, cb) => cb(this.truncate(path, size)),
       ftruncate: (path, fd, size, cb) => cb(this.ftruncate(path, fd, size)),
       fallocate: (path, fd, mode, offset, length, cb) =>
@@ -236,7 +241,7 @@ export class FuseAdapter {
     if (isErrno(inode)) return cb(inode)
     const fh = this.sb.open(inode, flags, this.callerPid())
     if (isErrno(fh)) return cb(fh)
-    cb(0, fh)
+    cb(0, fh, this.cacheFlags(fh, inode))
   }
 
   private create (path: string, mode: number, cb: Reply<number>): void {
@@ -244,7 +249,28 @@ export class FuseAdapter {
     const ctx = this.caller() // one native call for both the identity and the opener
     const fh = this.sb.create(path, mode, 0, credOf(ctx), ctx?.pid ?? 0)
     if (isErrno(fh)) return cb(fh)
-    cb(0, fh)
+    const handle = this.sb.handle(fh)
+    cb(0, fh, handle ? this.cacheFlags(fh, handle.inode) : 0)
+  }
+
+  /** How the kernel may cache an open file: not at all once it has a poisoned dpage, so a write the daemon
+   *  refused can never be read back from the page cache. */
+  private cacheFlags (fh: number, inode: Inode): number {
+    if (!inode.hwpoisoned) return 0
+    this.uncached.add(fh)
+    return FOPEN_DIRECT_IO
+  }
+
+  /** A read that a poisoned dpage cuts short fails whole when it fills the page cache: there the kernel
+   *  takes a short read for the end of the file and shrinks the file to it, so the healthy pages after the
+   *  poisoned one would fault with SIGBUS (readahead around a mapped page does that). Failing the whole
+   *  read makes the kernel fall back to reading the faulting page alone. Through direct_io a short read
+   *  is just a short read, as read(2) gives it. */
+  private read (fh: number, buf: Buffer, len: number, pos: number): number {
+    const n = this.sb.read(fh, buf, len, pos)
+    if (n <= 0 || this.uncached.has(fh)) return n
+    const inode = this.sb.handle(fh)?.inode
+    return inode && n < Math.min(len, inode.size - pos) ? EIO : n
   }
 
   private release (fh: number): number {
@@ -260,12 +286,8 @@ export class FuseAdapter {
       }
       return 0
     }
+    this.uncached.delete(fh)
     return this.sb.release(fh)
-  }
-
-  private write (fh: number, buf: Buffer, len: number, pos: number): number {
-    if (fh >= CONTROL_FH_BASE) return this.controlWrite(fh, buf, len)
-    return this.sb.write(fh, buf, len, pos)
   }
 
   private truncate (path: string, size: number): number {
@@ -395,16 +417,27 @@ export class FuseAdapter {
     return n
   }
 
-  private controlWrite (fh: number, buf: Buffer, len: number): number {
+  /** A control write may answer later: `.dmem/mce` waits for the revocation and the signals, during which
+   *  the daemon serves other requests (the revocation's own open among them). fuse-native's multithreaded
+   *  loop keeps this request's thread waiting meanwhile. The caller is read now: the native context is
+   *  valid only while the handler runs synchronously. */
+  private controlWrite (fh: number, buf: Buffer, len: number, cb: (n: number) => void): void {
     const handle = this.controlHandles.get(fh)
-    if (!handle) return EIO
-    if (!handle.file.write) return EINVAL // a file with no write method, as vfs_write answers
+    if (!handle) return cb(EIO)
+    if (!handle.file.write) return cb(EINVAL) // a file with no write method, as vfs_write answers
     const denied = this.controlAccess(handle.file, true)
-    if (denied) return denied
-    const result = handle.file.write(buf.toString('latin1', 0, len))
-    handle.text = Buffer.from(result.reply, 'latin1')
-    handle.cursor = 0
-    return result.errno || len
+    if (denied) return cb(denied)
+    const done = (result: WriteResult) => {
+      handle.text = Buffer.from(result.reply, 'latin1')
+      handle.cursor = 0
+      cb(result.errno || len)
+    }
+    const result = handle.file.write(buf.toString('latin1', 0, len), this.callerPid())
+    if (!(result instanceof Promise)) return done(result)
+    result.then(done, (err: unknown) => {
+      this.log(textBytes(`dmemfs: .dmem/${handle.file.name} write failed: ${err instanceof Error ? err.stack ?? err.message : String(err)}`))
+      cb(EIO)
+    })
   }
 }
 

@@ -35,6 +35,7 @@ export interface MceRequest {
   flags: number
   deliver: boolean // send the signals for real
   json: boolean // reply in JSON
+  excludeWriter: boolean // leave the writing process out (the CLI: it inherits its shell's descriptors)
 }
 
 /** kstrtoull(text, 0): the whole string must be the number, optionally followed by one newline. */
@@ -57,7 +58,7 @@ export function pfnNumber (value: bigint): number {
   return value > BigInt(Number.MAX_SAFE_INTEGER) ? Infinity : Number(value)
 }
 
-/** `PFN [action_required] [must_kill] [flags=N] [deliver] [json]`, space separated. */
+/** `PFN [action_required] [must_kill] [flags=N] [deliver] [json] [exclude_writer]`, space separated. */
 export function parseMceRequest (text: string): ParseResult<MceRequest> {
   const bad = checkText(text)
   if (bad) return { ok: false, error: bad }
@@ -71,7 +72,7 @@ export function parseMceRequest (text: string): ParseResult<MceRequest> {
   if (/^[ \t]/.test(line)) return { ok: false, error: 'leading blank: write the PFN first' }
   const pfn = parseKernelU64(words[0])
   if (!pfn.ok) return pfn
-  const req: MceRequest = { pfn: pfnNumber(pfn.value), flags: 0, deliver: false, json: false }
+  const req: MceRequest = { pfn: pfnNumber(pfn.value), flags: 0, deliver: false, json: false, excludeWriter: false }
   for (const word of words.slice(1)) {
     const error = applyFlag(req, word)
     if (error) return { ok: false, error }
@@ -100,9 +101,10 @@ function applyFlag (req: MceRequest, word: string): string | null {
     case 'must_kill': req.flags |= MF_MUST_KILL; return null
     case 'deliver': req.deliver = true; return null
     case 'json': req.json = true; return null
+    case 'exclude_writer': req.excludeWriter = true; return null
   }
   if (!word.startsWith('flags=')) {
-    return `unknown flag '${word}' (known: action_required, must_kill, flags=N, deliver, json)`
+    return `unknown flag '${word}' (known: action_required, must_kill, flags=N, deliver, json, exclude_writer)`
   }
   const n = parseKernelU64(word.slice('flags='.length))
   if (!n.ok) return `bad flags: ${n.error}`

@@ -1,7 +1,8 @@
 // The memory-failure path for a dmem PFN, after the seed's dmem_memory_failure() and the dmemfs MCE
 // notifier: find the region, take a free dpage out of service, or trace a used dpage through the reverse
-// map to its inode and page offset, then collect the processes that hold that file and decide, as the
-// seed's collect_procs/add_to_kill/kill_procs would, what each one gets.
+// map to its inode and page offset, then find the processes that hold that file and decide, as the seed's
+// __collect_procs_file/add_to_kill/kill_procs would, what each one gets. Then (handleMemoryFailure) the
+// kernel's cached copies of the file are revoked and the signals delivered.
 
 import { Superblock } from '../fs/super'
 import { PAGE_SIZE } from '../pool/layout'
@@ -14,8 +15,28 @@ import { FileHolder, FileMapping, PF_MCE_EARLY, PF_MCE_PROCESS } from './procfs'
 export type EarlyKillMode = 'all' | 'system' | 0 | 1
 
 export type DpageState = 'used' | 'free' | 'already-poisoned'
-export type SignalName = 'SIGBUS' | 'SIGKILL'
+// Only SIGBUS: the seed's add_to_kill() computes every collected mapping's address arithmetically (it is
+// handed no page), so the address is never -EFAULT and kill_procs() never falls back to SIGKILL here.
+export type SignalName = 'SIGBUS'
 export type SiCode = 'BUS_MCEERR_AR' | 'BUS_MCEERR_AO'
+
+// include/uapi/asm-generic/siginfo.h
+export const BUS_MCEERR_AR = 4
+export const BUS_MCEERR_AO = 5
+const SI_CODES: Record<SiCode, number> = { BUS_MCEERR_AR, BUS_MCEERR_AO }
+
+/** How a signal went: with the kernel's siginfo (ptrace) or as a plain kill(2). The same shape as
+ *  src/mce/siginfo.ts's, whose sendMceSigbus() can be MceEnvironment.sendSigbus. */
+export type DeliveryWay = 'ptrace' | 'kill'
+export interface SigbusResult {
+  way: DeliveryWay
+  error?: string // why the signal did not go the kernel's way (or at all, when the promise rejects)
+}
+
+/** What a process that touches the poisoned page later meets: the seed's kernel sends SIGBUS
+ *  BUS_MCEERR_AR from its fault handler; this machine's kernel, whose FUSE read of the page fails, SIGBUS
+ *  BUS_ADRERR. */
+export const ON_TOUCH = { seed: 'BUS_MCEERR_AR', simulated: 'BUS_ADRERR' } as const
 
 export interface McePlace {
   pfn: number
@@ -42,6 +63,9 @@ export interface MceProcess {
   pid: number
   comm: string
   opener: boolean // this process opened one of the daemon's handles on the file
+  // The seed's __collect_procs_file() would collect it: a mapping covers the poisoned dpage and it is
+  // collected early. A holder through descriptors only never is: it meets EIO on its next read or write.
+  collected: boolean
   earlyKill: boolean // the kernel would collect it when the error is found, not when it touches the page
   earlyKillReason: string
   fds: number[]
@@ -52,6 +76,7 @@ export interface MceProcess {
   addrLsb: number | null // si_addr_lsb
   reason: string
   sent: boolean | null // null: delivery not asked for
+  way: DeliveryWay | null // how the signal went, when it went
   sendError?: string
 }
 
@@ -72,6 +97,22 @@ export interface MceReport extends McePlace {
   processes: MceProcess[]
   deliver: boolean
   earlyKillMode: EarlyKillMode
+  revocation: Revocation | null // null: nothing to revoke (not a used dpage, or no inode)
+}
+
+/** How the kernel's page cache and mappings of the file were dropped: by opening it through the mount
+ *  (FUSE opens without keep_cache run invalidate_inode_pages2 on the inode). */
+export interface Revocation {
+  via: string | null // the path opened: the file's, or /proc/PID/fd/N of a holder; null when none was found
+  ms: number
+  failed: Array<{ via: string, error: string }> // ways in tried before, and why each did not do
+}
+
+/** Where the kernel can still hold copies of a file: its path on the mount (null once unlinked) and the
+ *  processes holding it, whose descriptors or mappings can reach it when it has no name. */
+export interface RevokeTarget {
+  path: string | null
+  holders: Array<{ pid: number, fds: number[], mappings: FileMapping[] }>
 }
 
 export interface MceEnvironment {
@@ -80,13 +121,19 @@ export interface MceEnvironment {
   findHolders (ino: number, openers: number[]): FileHolder[]
   // The process (thread group) a thread belongs to, and its command name; null if the thread is gone.
   processOf (tid: number): { pid: number, comm: string } | null
+  // The process of a thread and the launchers that run it (npx, sh -c), to leave out of a report.
+  invocationOf (tid: number): number[]
   // The task flags of each thread of a process (PF_MCE_PROCESS, PF_MCE_EARLY), null if it is gone.
   threadFlags (pid: number): number[] | null
   // vm.memory_failure_early_kill, null when the kernel has no such sysctl.
   sysctlEarlyKill (): number | null
-  kill (pid: number, signal: SignalName): void
+  // Sends SIGBUS with si_code `siCode` and si_addr `addr`; rejects when the signal could not be sent.
+  sendSigbus (pid: number, siCode: number, addr: bigint): Promise<SigbusResult>
+  // Drops the kernel's cached pages and zaps every mapping of the file (without losing dirty data of
+  // its healthy pages); resolves once done.
+  revoke (target: RevokeTarget): Promise<Revocation>
   log (line: string): void
-  self: number // the daemon's pid: never signalled
+  self: number // the daemon's pid: never listed, never signalled
 }
 
 export const NOT_DMEM_PFN = 'not a dmem pfn'
@@ -107,12 +154,17 @@ export function locatePfn (pool: DmemPool, pfn: number): McePlace | null {
   }
 }
 
-/** Runs the memory-failure path for a PFN the caller has located. */
+/** Runs the memory-failure path for a PFN the caller has located, up to the decisions: poisons the dpage
+ *  and says who holds the file and what each gets. `exclude` are processes never to list (the writer
+ *  that asked, when it asked for that). handleMemoryFailure() goes on to revoke and deliver. */
 export function memoryFailure (
-  sb: Superblock, place: McePlace, flags: number, deliver: boolean, env: MceEnvironment, earlyKill: EarlyKillMode = 'all'
+  sb: Superblock, place: McePlace, flags: number, deliver: boolean, env: MceEnvironment,
+  earlyKill: EarlyKillMode = 'all', exclude: number[] = []
 ): MceReport {
   const pool = sb.pool
-  const base = { ...place, time: Date.now(), flags, deliver, earlyKillMode: earlyKill, file: null, handles: [], processes: [] }
+  const base = {
+    ...place, time: Date.now(), flags, deliver, earlyKillMode: earlyKill, file: null, handles: [], processes: [], revocation: null
+  }
   const hex = '0x' + place.pfn.toString(16)
   if (pool.isPoisoned(place.dpage)) {
     traceFailure(pool, place, pool.ownerOf(place.dpage) !== NO_OWNER)
@@ -129,16 +181,33 @@ export function memoryFailure (
   const ino = pool.ownerOf(place.dpage)
   const inode = ino === NO_OWNER ? undefined : sb.inode(ino)
   if (!inode) return report
+  inode.hwpoisoned = true
   const pgoff = pool.indexOf(place.dpage) * pool.framesPerDpage + (place.pfn - place.dpagePfn)
   report.file = { path: sb.pathOf(inode), ino, pgoff, offset: pgoff * PAGE_SIZE }
   const dpagePgoff = pgoff - (place.pfn - place.dpagePfn)
   report.handles = sb.handlesOf(inode).map(h => handleOpener(h.fh, h.pid, env))
   const openers = new Set(report.handles.map(h => h.opener))
+  const never = new Set([1, env.self, ...exclude])
   report.processes = env.findHolders(ino, sb.handlesOf(inode).map(h => h.pid))
+    .filter(h => !never.has(h.pid))
     .map(h => decide(h, pgoff, dpagePgoff, pool.framesPerDpage, flags, openers.has(h.pid),
-      collectedEarly(h.pid, flags, earlyKill, env)))
+      () => collectedEarly(h.pid, flags, earlyKill, env)))
     .filter((p): p is MceProcess => p !== null)
-  if (deliver) deliverSignals(report, env)
+  return report
+}
+
+/** The whole path: the decisions, then, for a used dpage, the revocation of what the kernel still holds
+ *  of the file (before any signal, so a handler that looks at the page meets the failure), then the
+ *  signals when `deliver` asks for them. */
+export async function handleMemoryFailure (
+  sb: Superblock, place: McePlace, flags: number, deliver: boolean, env: MceEnvironment,
+  earlyKill: EarlyKillMode = 'all', exclude: number[] = []
+): Promise<MceReport> {
+  const report = memoryFailure(sb, place, flags, deliver, env, earlyKill, exclude)
+  if (!report.file) return report
+  const holders = report.processes.map(p => ({ pid: p.pid, fds: p.fds, mappings: p.mappings }))
+  report.revocation = await env.revoke({ path: report.file.path, holders })
+  if (deliver) await deliverSignals(report, env)
   return report
 }
 
@@ -158,9 +227,6 @@ function logged (env: MceEnvironment, report: MceReport): MceReport {
   return report
 }
 
-/** What the seed's kill path gives one holder. A mapping counts when it covers any page of the poisoned
- *  dpage (the whole dpage is lost); its address is the poisoned frame's, or the dpage's first mapped page
- *  when the frame itself lies outside the mapping. */
 interface EarlyKill {
   early: boolean
   reason: string
@@ -195,9 +261,16 @@ function collectedEarly (pid: number, flags: number, mode: EarlyKillMode, env: M
   return { early: false, reason: threads.some(f => f & PF_MCE_PROCESS) ? 'prctl PR_MCE_KILL_LATE' : why }
 }
 
+const ON_ACCESS = 'will get EIO on its next read or write of the poisoned range'
+const ON_TOUCH_TEXT = `will get SIGBUS ${ON_TOUCH.seed} on touching the mapping from the seed's kernel ` +
+  `(SIGBUS ${ON_TOUCH.simulated} from this simulation: a failed FUSE read)`
+
+/** What the seed's kill path gives one holder. A mapping counts when it covers any page of the poisoned
+ *  dpage (the whole dpage is lost); its address is the poisoned frame's, or the dpage's first mapped page
+ *  when the frame itself lies outside the mapping. */
 function decide (
   holder: FileHolder, pgoff: number, dpagePgoff: number, frames: number, flags: number, opener: boolean,
-  early: EarlyKill
+  early: () => EarlyKill
 ): MceProcess | null {
   const mappings: MceMapping[] = []
   for (const m of holder.mappings) {
@@ -214,8 +287,9 @@ function decide (
     pid: holder.pid,
     comm: holder.comm,
     opener,
-    earlyKill: early.early,
-    earlyKillReason: early.reason,
+    collected: false,
+    earlyKill: false,
+    earlyKillReason: '',
     fds: holder.fds,
     mappings,
     signal: null,
@@ -223,22 +297,25 @@ function decide (
     vaddr: mappings.length > 0 ? mappings[0].vaddr : null,
     addrLsb: null,
     reason: '',
-    sent: null
+    sent: null,
+    way: null
   }
-  const mapped = mappings.length > 0
-  if (!early.early) {
-    proc.reason = `not collected early (${early.reason}); ` +
-      (mapped ? 'will get SIGBUS BUS_MCEERR_AR when it touches the page' : 'will get EIO on read or write of the page')
+  if (mappings.length === 0) {
+    // __collect_procs_file() walks the file's VMAs only: a descriptor is nothing the kernel can signal.
+    proc.earlyKillReason = 'holds the file through a descriptor only'
+    proc.reason = `not collected by the kernel (no mapping of the page); ${ON_ACCESS}`
     return proc
   }
+  const e = early()
+  proc.earlyKill = e.early
+  proc.earlyKillReason = e.reason
+  if (!e.early) {
+    proc.reason = `not collected early (${e.reason}); ${ON_TOUCH_TEXT}`
+    return proc
+  }
+  proc.collected = true
   if (!(flags & MF_MUST_KILL)) {
-    proc.reason = 'no signal without must_kill (kill_procs signals only with MF_MUST_KILL); ' +
-      (mapped ? 'will get SIGBUS BUS_MCEERR_AR on touching the mapping' : 'will get EIO on read or write of the page')
-    return proc
-  }
-  if (!mapped) {
-    proc.signal = 'SIGKILL'
-    proc.reason = 'no mapping of the page'
+    proc.reason = `no signal without must_kill (kill_procs signals only with MF_MUST_KILL); ${ON_TOUCH_TEXT}`
     return proc
   }
   proc.signal = 'SIGBUS'
@@ -248,21 +325,17 @@ function decide (
   return proc
 }
 
-function deliverSignals (report: MceReport, env: MceEnvironment): void {
+/** Sends each decided SIGBUS, one process after the other, recording how it went. */
+export async function deliverSignals (report: MceReport, env: MceEnvironment): Promise<void> {
   const hex = '0x' + report.pfn.toString(16)
   for (const proc of report.processes) {
-    if (!proc.signal) continue
-    if (proc.pid === env.self || proc.pid === 1) {
-      proc.sent = false
-      proc.sendError = 'never the daemon itself or pid 1'
-      continue
-    }
+    if (!proc.signal || proc.siCode === null || proc.vaddr === null) continue
     try {
-      env.kill(proc.pid, proc.signal)
+      const result = await env.sendSigbus(proc.pid, SI_CODES[proc.siCode], BigInt(proc.vaddr))
       proc.sent = true
-      env.log(proc.signal === 'SIGKILL'
-        ? `Memory failure: ${hex}: forcibly killing ${proc.comm}:${proc.pid} because of failure to unmap corrupted page`
-        : `Memory failure: ${hex}: Sending SIGBUS to ${proc.comm}:${proc.pid} due to hardware memory corruption`)
+      proc.way = result.way
+      if (result.error) proc.sendError = result.error
+      env.log(`Memory failure: ${hex}: Sending SIGBUS to ${proc.comm}:${proc.pid} due to hardware memory corruption`)
     } catch (err) {
       proc.sent = false
       proc.sendError = (err as NodeJS.ErrnoException).code ?? String(err)

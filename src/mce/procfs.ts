@@ -173,6 +173,37 @@ export function processOfThread (tid: number): { pid: number, comm: string } | n
   return { pid, comm: readComm(pid) }
 }
 
+/** The process of thread `tid` and the launchers that run it: each parent in turn whose command line
+ *  ends with the process's arguments (its command line without interpreter and script), as `npx dmemfs
+ *  mce ...` (npm's process is titled `npm exec dmemfs mce ...`) or `sh -c "dmemfs mce ..."` run the CLI.
+ *  Empty when the thread is gone. */
+export function invocationOf (tid: number): number[] {
+  const proc = processOfThread(tid)
+  if (!proc) return []
+  const pids = [proc.pid]
+  const argv = readCmdline(proc.pid)
+  if (argv === null || argv.length < 3) return pids
+  const tail = ' ' + argv.slice(2).join(' ')
+  for (let pid = parentOf(proc.pid); pid > 1; pid = parentOf(pid)) {
+    const parent = readCmdline(pid)
+    if (parent === null || !(' ' + parent.join(' ')).endsWith(tail)) break
+    pids.push(pid)
+  }
+  return pids
+}
+
+function readCmdline (pid: number): string[] | null {
+  const text = readOrNull(`/proc/${pid}/cmdline`)
+  // A process that set its title (npm) pads the rest of its argument area with NULs.
+  return text === null ? null : text.split('\0').filter(w => w !== '')
+}
+
+function parentOf (pid: number): number {
+  const stat = readOrNull(`/proc/${pid}/stat`)
+  if (stat === null) return 0
+  return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1])
+}
+
 /** Whether thread `tid` has a signal pending (its own or its process's), or is gone. A reader blocked in
  *  a FUSE request the daemon has not answered cannot die until it is answered, even of SIGKILL. */
 export function signalPending (tid: number): boolean {

@@ -5,12 +5,12 @@
 import { nameEscape, nameForJson } from '../fs/name'
 import { fmtSize } from '../pool/layout'
 import { flagNames } from './input'
-import { MceProcess, MceReport } from './memory-failure'
+import { MceProcess, MceReport, ON_TOUCH, Revocation } from './memory-failure'
 
 const STATE_WORD = { used: 'used', free: 'free', 'already-poisoned': 'poisoned' } as const
 
-export const KILL_NOTE = 'signals are sent with kill(2): si_code and si_addr cannot be set from user space, ' +
-  'so the process sees a plain signal (SI_USER)'
+export const KILL_NOTE = 'a signal sent by way kill (kill(2)) carries no si_code or si_addr: the process sees a ' +
+  'plain SIGBUS (SI_USER)'
 
 function hex (n: number): string {
   return '0x' + n.toString(16)
@@ -33,22 +33,34 @@ export function renderReport (r: MceReport): string {
     if (r.processes.length === 0) lines.push('processes none')
     for (const p of r.processes) lines.push(renderProcess(p, r.earlyKillMode !== 'all'))
   }
-  if (r.deliver && r.processes.some(p => p.signal)) lines.push(`note ${KILL_NOTE}`)
+  if (r.revocation) lines.push(renderRevocation(r.revocation))
+  if (killedPlainly(r)) lines.push(`note ${KILL_NOTE}`)
   return lines.join('\n') + '\n'
+}
+
+function killedPlainly (r: MceReport): boolean {
+  return r.processes.some(p => p.way === 'kill')
+}
+
+function renderRevocation (v: Revocation): string {
+  const ms = v.ms.toFixed(1)
+  const failed = v.failed.map(f => `${nameEscape(f.via)}: ${f.error}`).join(', ')
+  if (v.via === null) return `revoked nothing: no way to open the file${failed ? ` (${failed})` : ''} (${ms} ms)`
+  return `revoked page cache and mappings by an open of ${nameEscape(v.via)} (${ms} ms${failed ? `; before that ${failed}` : ''})`
 }
 
 function renderProcess (p: MceProcess, showEarlyKill: boolean): string {
   const parts = [`process ${p.pid} (${nameEscape(p.comm)})`]
   if (p.opener) parts.push('opener')
-  if (showEarlyKill) parts.push(`early_kill ${p.earlyKill ? 'yes' : 'no'} (${p.earlyKillReason})`)
+  parts.push(p.collected ? 'collected' : 'not-collected')
+  if (showEarlyKill && p.mappings.length > 0) parts.push(`early_kill ${p.earlyKill ? 'yes' : 'no'} (${p.earlyKillReason})`)
   if (p.fds.length > 0) parts.push(`fd ${p.fds.join(',')}`)
   for (const m of p.mappings) parts.push(`map ${hex(m.start)}-${hex(m.end)} vaddr ${hex(m.vaddr)}`)
   if (p.signal === 'SIGBUS') parts.push(`signal SIGBUS ${p.siCode} si_addr_lsb ${p.addrLsb}`)
-  else if (p.signal === 'SIGKILL') parts.push('signal SIGKILL')
   else parts.push('signal none')
   // The early-kill reason is shown once, after early_kill; the signal's reason need not repeat it.
   parts.push(`(${showEarlyKill ? p.reason.replace(` (${p.earlyKillReason})`, '') : p.reason})`)
-  if (p.sent === true) parts.push('sent')
+  if (p.sent === true) parts.push(`sent way ${p.way}${p.sendError ? ` (${p.sendError})` : ''}`)
   if (p.sent === false) parts.push(`not sent: ${p.sendError}`)
   return parts.join(' ')
 }
@@ -73,6 +85,7 @@ export function reportJson (r: MceReport): object {
       pid: p.pid,
       comm: nameForJson(p.comm),
       opener: p.opener,
+      collected: p.collected,
       early_kill: p.earlyKill,
       early_kill_reason: p.earlyKillReason,
       fds: p.fds,
@@ -83,9 +96,19 @@ export function reportJson (r: MceReport): object {
       si_addr_lsb: p.addrLsb,
       reason: p.reason,
       sent: p.sent,
-      ...(p.sendError ? { send_error: p.sendError } : {})
+      way: p.way,
+      ...(p.sendError ? { send_error: p.sendError } : {}),
+      // What it meets later: mapped, SIGBUS on touching the page (the seed's code and this machine's);
+      // through a descriptor, EIO on reading or writing it.
+      on_touch: p.mappings.length > 0 ? { seed: ON_TOUCH.seed, simulated: ON_TOUCH.simulated } : null,
+      on_access: 'EIO'
     })),
     early_kill_mode: r.earlyKillMode,
-    ...(r.deliver ? { note: KILL_NOTE } : {})
+    revocation: r.revocation && {
+      via: r.revocation.via === null ? null : nameForJson(r.revocation.via),
+      ms: Number(r.revocation.ms.toFixed(3)),
+      failed: r.revocation.failed.map(f => ({ via: nameForJson(f.via), error: f.error }))
+    },
+    ...(killedPlainly(r) ? { note: KILL_NOTE } : {})
   }
 }

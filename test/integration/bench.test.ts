@@ -12,7 +12,7 @@ import { mount, System, teardownSync, unmount } from '../../bench/systems'
 const BENCH = path.join(ROOT, 'dist', 'bench', 'bench.js')
 const SYSTEMS = ['dmemfs', 'tuned', 'naive', 'tmpfs']
 const COMPARED = ['seq_write', 'seq_overwrite', 'seq_read', 'rand_read_1', 'rand_read_4', 'create', 'unlink', 'cp_r', 'tar_x']
-const DMEMFS_ONLY = ['mce_report_idle', 'mce_report', 'pool_mount', 'pool_rss_empty', 'pool_first_write', 'pool_rss_written']
+const DMEMFS_ONLY = ['mce_report_idle', 'mce_report', 'mce_report_map', 'mce_revoke_map', 'pool_mount', 'pool_rss_empty', 'pool_first_write', 'pool_rss_written']
 
 interface Result { samples: number[], median: number, min: number, max: number }
 interface Report {

@@ -92,7 +92,7 @@ describe('early kill on a mount', function () {
       expect(e).to.include({ early_kill: true, early_kill_reason: 'prctl PR_MCE_KILL_EARLY', signal: 'SIGBUS', si_code: 'BUS_MCEERR_AO' })
       const o = proc(report, other)
       expect(o).to.include({ early_kill: false, early_kill_reason: 'system default early_kill=0', signal: null, si_code: null })
-      expect(o.reason).to.match(/not collected early .*will get SIGBUS BUS_MCEERR_AR when it touches the page/)
+      expect(o.reason).to.match(/not collected early .*will get SIGBUS BUS_MCEERR_AR on touching the mapping .*BUS_ADRERR from this simulation/)
 
       const text = m.ok('cat .dmem/mce')
       expect(text).to.match(new RegExp(`^process ${early.proc.pid} .* early_kill yes \\(prctl PR_MCE_KILL_EARLY\\) .*signal SIGBUS`, 'm'))

@@ -21,7 +21,14 @@ function file (dir: ControlDir, name: string): ControlFile {
 function write (dir: ControlDir, name: string, text: string): WriteResult {
   const f = file(dir, name)
   if (!f.write) throw new Error(`${name} is not writable`)
-  return f.write(text)
+  const r = f.write(text)
+  if (r instanceof Promise) throw new Error(`${name} answers later: use writeMce`)
+  return r
+}
+
+/** `.dmem/mce` answers once the revocation and the signals are done. */
+async function writeMce (dir: ControlDir, text: string): Promise<WriteResult> {
+  return await file(dir, 'mce').write!(text)
 }
 
 function render (dir: ControlDir, name: string): string {
@@ -59,7 +66,7 @@ describe('control directory', () => {
     dir = new ControlDir(sb, env)
   })
 
-  it('has stat, pfns, map, mce, unpoison and the tracing files, read-only or root-only', () => {
+  it('has stat, pfns, map, mce, unpoison and the tracing files, read-only or root-only', async () => {
     expect([...dir.files.keys()]).to.deep.equal([
       'stat', 'pfns', 'map', 'mce', 'unpoison', 'poisoned', 'soft_offline', 'ce', 'ce_counts', 'tracing_on', 'trace',
       'trace_pipe'
@@ -79,7 +86,7 @@ describe('control directory', () => {
   })
 
   describe('stat', () => {
-    it('renders the pool and each node, poisoned dpages included', () => {
+    it('renders the pool and each node, poisoned dpages included', async () => {
       expect(render(dir, 'stat')).to.equal([
         'region_num: 2',
         'registered_pages: 4096',
@@ -100,10 +107,10 @@ describe('control directory', () => {
       ].join('\n') + '\n')
     })
 
-    it('follows memory failures on free and used dpages', () => {
+    it('follows memory failures on free and used dpages', async () => {
       createFile(sb, '/f', 2 * MiB) // ino 2, home node 0
-      expect(write(dir, 'mce', `0x${(NODE1_PFN + 512 + 9).toString(16)}`).errno).to.equal(0)
-      expect(write(dir, 'mce', `${BASE_PFN + 3}\n`).errno).to.equal(0) // the file's dpage
+      expect((await writeMce(dir, `0x${(NODE1_PFN + 512 + 9).toString(16)}`)).errno).to.equal(0)
+      expect((await writeMce(dir, `${BASE_PFN + 3}\n`)).errno).to.equal(0) // the file's dpage
       const text = render(dir, 'stat')
       expect(statValue(text, 'free_dpages')).to.equal(6)
       expect(statValue(text, 'poisoned_dpages')).to.equal(2)
@@ -115,8 +122,8 @@ describe('control directory', () => {
   })
 
   describe('mce', () => {
-    it('poisons a free dpage and replies with the report, which the file then renders', () => {
-      const r = write(dir, 'mce', '0x140000\n')
+    it('poisons a free dpage and replies with the report, which the file then renders', async () => {
+      const r = await writeMce(dir, '0x140000\n')
       expect(r.errno).to.equal(0)
       expect(r.reply).to.equal([
         'pfn 0x140000 phys 0x140000000 node 1 region 1 dpage 0x140000 (2M) state free',
@@ -129,10 +136,10 @@ describe('control directory', () => {
       expect(env.lines).to.deep.equal(['MCE: free dpage, mark 0x140000 disabled in dmem'])
     })
 
-    it('traces a used dpage with its flags and asks for the file\'s holders', () => {
+    it('traces a used dpage with its flags and asks for the file\'s holders', async () => {
       const f = createFile(sb, '/f', 4 * MiB)
       const pfn = pfnOfIndex(sb, f, 1) + 2
-      const r = write(dir, 'mce', `${pfn} must_kill action_required\n`)
+      const r = await writeMce(dir, `${pfn} must_kill action_required\n`)
       expect(r.errno).to.equal(0)
       const got = r.reply.split('\n')
       expect(got[0]).to.match(/ state used$/)
@@ -142,8 +149,8 @@ describe('control directory', () => {
       expect(env.holderCalls).to.deep.equal([f.ino])
     })
 
-    it('replies in JSON when asked, and still renders the text report', () => {
-      const r = write(dir, 'mce', '0x100000 must_kill json\n')
+    it('replies in JSON when asked, and still renders the text report', async () => {
+      const r = await writeMce(dir, '0x100000 must_kill json\n')
       expect(r.errno).to.equal(0)
       const j = JSON.parse(r.reply)
       expect(j).to.include({ pfn: '0x100000', state: 'free', flags: 4, node: 0 })
@@ -151,10 +158,10 @@ describe('control directory', () => {
       expect(render(dir, 'mce')).to.match(/^pfn 0x100000 phys 0x100000000 node 0 region 0 dpage 0x100000 \(2M\) state free\n/)
     })
 
-    it('reports a repeated failure as already poisoned', () => {
-      write(dir, 'mce', '0x100001')
+    it('reports a repeated failure as already poisoned', async () => {
+      await writeMce(dir, '0x100001')
       const before = poolState(sb)
-      const r = write(dir, 'mce', '0x1001ff')
+      const r = await writeMce(dir, '0x1001ff')
       expect(r.errno).to.equal(0)
       expect(r.reply.split('\n')[2]).to.equal('result Memory failure: 0x1001ff: already hardware poisoned')
       expect(poolState(sb)).to.deep.equal(before)
@@ -180,15 +187,15 @@ describe('control directory', () => {
     ]
 
     for (const { kind, text, error } of bad) {
-      it(`refuses bad input with EINVAL and changes nothing: ${kind}`, () => {
+      it(`refuses bad input with EINVAL and changes nothing: ${kind}`, async () => {
         // Something to keep: a report and a poisoned dpage. The PFNs in the bad input are of a free dpage
         // (0x140000, node 1), so that any of them taken would show.
         const f = createFile(sb, '/f', 2 * MiB)
-        write(dir, 'mce', `${pfnOfIndex(sb, f, 0)}`)
+        await writeMce(dir, `${pfnOfIndex(sb, f, 0)}`)
         expect(sb.pool.isUsed(4)).to.equal(false)
         env.lines.length = 0
         const before = poolState(sb)
-        const r = write(dir, 'mce', text)
+        const r = await writeMce(dir, text)
         expect(r.errno).to.equal(EINVAL)
         expect(r.errno).to.equal(-22)
         expect(r.reply.startsWith('error: ')).to.equal(true)
@@ -201,17 +208,17 @@ describe('control directory', () => {
       })
     }
 
-    it('refuses a PFN just past the pool and accepts the last one in it', () => {
+    it('refuses a PFN just past the pool and accepts the last one in it', async () => {
       const last = NODE1_PFN + 4 * 512 - 1
-      expect(write(dir, 'mce', `0x${(last + 1).toString(16)}`).errno).to.equal(EINVAL)
+      expect((await writeMce(dir, `0x${(last + 1).toString(16)}`)).errno).to.equal(EINVAL)
       expect(sb.pool.poisoned).to.equal(0)
-      expect(write(dir, 'mce', `0x${last.toString(16)}`).errno).to.equal(0)
+      expect((await writeMce(dir, `0x${last.toString(16)}`)).errno).to.equal(0)
       expect(sb.pool.nodes[1].poisoned).to.equal(1)
     })
   })
 
   describe('unpoison', () => {
-    it('says a dpage that is not poisoned already is unpoisoned', () => {
+    it('says a dpage that is not poisoned already is unpoisoned', async () => {
       const before = poolState(sb)
       const r = write(dir, 'unpoison', '0x100000\n')
       expect(r.errno).to.equal(0)
@@ -221,8 +228,8 @@ describe('control directory', () => {
       expect(env.lines).to.deep.equal(['Unpoison: Page was already unpoisoned 0x100000'])
     })
 
-    it('returns an unowned poisoned dpage to the pool', () => {
-      write(dir, 'mce', '0x140005')
+    it('returns an unowned poisoned dpage to the pool', async () => {
+      await writeMce(dir, '0x140005')
       expect(sb.pool.free).to.equal(7)
       const r = write(dir, 'unpoison', '0x140005')
       expect(r.errno).to.equal(0)
@@ -239,10 +246,10 @@ describe('control directory', () => {
       expect(got).to.include(4)
     })
 
-    it('keeps a dpage poisoned while a file owns it (EBUSY), and frees it once the file lets go', () => {
+    it('keeps a dpage poisoned while a file owns it (EBUSY), and frees it once the file lets go', async () => {
       const f = createFile(sb, '/f', 4 * MiB)
       const pfn = pfnOfIndex(sb, f, 1)
-      write(dir, 'mce', `${pfn + 17}`)
+      await writeMce(dir, `${pfn + 17}`)
       const freeBefore = sb.pool.free
       const r = write(dir, 'unpoison', `${pfn + 17}`)
       expect(r.errno).to.equal(EBUSY)
@@ -264,12 +271,12 @@ describe('control directory', () => {
       expect(sb.pool.poisoned).to.equal(0)
     })
 
-    it('names an unlinked owner (deleted)', () => {
+    it('names an unlinked owner (deleted)', async () => {
       const fh = createOpen(sb, '/f', 2 * MiB)
       const ino = lookup(sb, '/f').ino
       const pfn = pfnOfIndex(sb, lookup(sb, '/f'), 0)
       expect(sb.unlink('/f')).to.equal(0)
-      write(dir, 'mce', `${pfn}`)
+      await writeMce(dir, `${pfn}`)
       const r = write(dir, 'unpoison', `${pfn}`)
       expect(r.errno).to.equal(EBUSY)
       expect(r.reply).to.contain(`still owned by (deleted) (ino ${ino})`)
@@ -286,8 +293,8 @@ describe('control directory', () => {
       { kind: 'binary', text: '0x140000\x00', error: /not text/ },
       { kind: 'not a dmem pfn', text: '0x13ffff\n', error: /^0x13ffff: not a dmem pfn$/ }
     ]) {
-      it(`refuses bad input with EINVAL and changes nothing: ${kind}`, () => {
-        write(dir, 'mce', '0x140000')
+      it(`refuses bad input with EINVAL and changes nothing: ${kind}`, async () => {
+        await writeMce(dir, '0x140000')
         const before = poolState(sb)
         const r = write(dir, 'unpoison', text)
         expect(r.errno).to.equal(EINVAL)
@@ -303,19 +310,19 @@ describe('control directory', () => {
   describe('pfns', () => {
     const HEADER = '# ino offset pfn frames path'
 
-    it('is only the header with no data', () => {
+    it('is only the header with no data', async () => {
       createFile(sb, '/empty', 0)
       expect(sb.mkdir('/dir', 0o755)).to.equal(0)
       expect(render(dir, 'pfns')).to.equal(HEADER + '\n')
     })
 
-    it('merges dpages contiguous in the file and in memory into one run', () => {
+    it('merges dpages contiguous in the file and in memory into one run', async () => {
       const big = makeSb({ size: 8 * MiB, nodes: 1, shift: 21, maxAllocTry: 4 })
       createFile(big, '/f', 6 * MiB)
       expect(renderPfns(big)).to.equal(`${HEADER}\n2 0 0x100000 1536 /f\n`)
     })
 
-    it('splits runs at holes in the file, at jumps in memory, and between nodes', () => {
+    it('splits runs at holes in the file, at jumps in memory, and between nodes', async () => {
       const small = makeSb({ size: 64 * 4096, nodes: 1, shift: 12 })
       createFile(small, '/a', 3 * 4096) // ino 2: dpages 0-2
       const b = createOpen(small, '/b') // ino 3
@@ -340,7 +347,7 @@ describe('control directory', () => {
       for (const fh of [b, c, d]) expect(small.release(fh)).to.equal(0)
     })
 
-    it('lists files in inode order, skips those without data, and splits a file over two nodes', () => {
+    it('lists files in inode order, skips those without data, and splits a file over two nodes', async () => {
       createFile(sb, '/x', 6 * MiB) // ino 2, node 0: dpages 0-2
       createFile(sb, '/y', 0) // ino 3, no data
       expect(sb.mkdir('/dir', 0o755)).to.equal(0) // ino 4, node 0
@@ -357,7 +364,7 @@ describe('control directory', () => {
       expect(sb.release(fh)).to.equal(0)
     })
 
-    it('splits dpages contiguous in number but not in memory', () => {
+    it('splits dpages contiguous in number but not in memory', async () => {
       createFile(sb, '/x', 6 * MiB) // ino 2, node 0: dpages 0-2
       createFile(sb, '/y', 0) // ino 3, node 1, no data
       const fh = createOpen(sb, '/w', 4 * MiB) // ino 4, node 0: dpage 3, then node 1's first, dpage 4
@@ -371,7 +378,7 @@ describe('control directory', () => {
       expect(sb.release(fh)).to.equal(0)
     })
 
-    it('writes (deleted) for an unlinked file that is still open, and drops it once closed', () => {
+    it('writes (deleted) for an unlinked file that is still open, and drops it once closed', async () => {
       const fh = createOpen(sb, '/gone', 2 * MiB)
       createFile(sb, '/kept', 2 * MiB)
       expect(sb.unlink('/gone')).to.equal(0)
@@ -388,7 +395,7 @@ describe('control directory', () => {
   })
 
   describe('map', () => {
-    it('gives each region with per-cell used/poisoned counts, a dpage a cell in a small region', () => {
+    it('gives each region with per-cell used/poisoned counts, a dpage a cell in a small region', async () => {
       const f = createFile(sb, '/f', 3 * 4096)
       const owned = f.dpages!.get(0)!
       sb.pool.poison(owned)

@@ -5,7 +5,7 @@ import { expect } from 'chai'
 import { isErrno } from '../../src/fs/errno'
 import { Inode } from '../../src/fs/inode'
 import { Superblock } from '../../src/fs/super'
-import { MceEnvironment, SignalName } from '../../src/mce/memory-failure'
+import { MceEnvironment, Revocation, RevokeTarget, SigbusResult } from '../../src/mce/memory-failure'
 import { FileHolder } from '../../src/mce/procfs'
 import { layoutPool } from '../../src/pool/layout'
 import { DmemPool } from '../../src/pool/pool'
@@ -63,27 +63,33 @@ export function pfnOfIndex (sb: Superblock, inode: Inode, index: number): number
   return sb.pool.pfnOf(dpage)
 }
 
-export interface KillCall {
+export interface SigbusCall {
   pid: number
-  signal: SignalName
+  siCode: number
+  addr: bigint
 }
 
 export interface FakeEnv extends MceEnvironment {
   holderCalls: number[] // the inode numbers findHolders was asked about
-  kills: KillCall[]
+  sigbus: SigbusCall[]
+  revoked: RevokeTarget[]
+  events: string[] // 'revoke' and 'sigbus PID', in the order they happened
   lines: string[]
 }
 
 export interface FakeEnvOptions {
   holders?: FileHolder[] | ((ino: number) => FileHolder[])
   self?: number
-  killError?: (pid: number) => Error | null // thrown by kill for that pid
+  sendError?: (pid: number) => Error | null // sendSigbus rejects with it for that pid
+  sendResult?: (pid: number) => SigbusResult // what sendSigbus resolves with (default: way kill)
 }
 
 export function fakeEnv (opts: FakeEnvOptions = {}): FakeEnv {
   const env: FakeEnv = {
     holderCalls: [],
-    kills: [],
+    sigbus: [],
+    revoked: [],
+    events: [],
     lines: [],
     self: opts.self ?? 4242,
     findHolders (ino: number): FileHolder[] {
@@ -97,10 +103,20 @@ export function fakeEnv (opts: FakeEnvOptions = {}): FakeEnv {
     processOf (tid: number) {
       return { pid: tid, comm: 'opener' }
     },
-    kill (pid: number, signal: SignalName): void {
-      env.kills.push({ pid, signal })
-      const err = opts.killError?.(pid)
+    invocationOf (tid: number) {
+      return [env.processOf(tid)?.pid ?? tid]
+    },
+    async sendSigbus (pid: number, siCode: number, addr: bigint): Promise<SigbusResult> {
+      env.sigbus.push({ pid, siCode, addr })
+      env.events.push(`sigbus ${pid}`)
+      const err = opts.sendError?.(pid)
       if (err) throw err
+      return opts.sendResult?.(pid) ?? { way: 'kill' }
+    },
+    async revoke (target: RevokeTarget): Promise<Revocation> {
+      env.revoked.push(target)
+      env.events.push('revoke')
+      return { via: target.path, ms: 1, failed: [] }
     },
     log (line: string): void {
       env.lines.push(line)

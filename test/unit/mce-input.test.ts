@@ -171,8 +171,8 @@ describe('mce input', () => {
     })
 
     it('reads a PFN alone, with no flags, no delivery and text output', () => {
-      expect(request('0x140000')).to.deep.equal({ pfn: 0x140000, flags: 0, deliver: false, json: false })
-      expect(request('1310720\n')).to.deep.equal({ pfn: 1310720, flags: 0, deliver: false, json: false })
+      expect(request('0x140000')).to.deep.equal({ pfn: 0x140000, flags: 0, deliver: false, json: false, excludeWriter: false })
+      expect(request('1310720\n')).to.deep.equal({ pfn: 1310720, flags: 0, deliver: false, json: false, excludeWriter: false })
       expect(request('05000000').pfn).to.equal(0o5000000)
       expect(request('+0X10').pfn).to.equal(16)
     })
@@ -181,9 +181,10 @@ describe('mce input', () => {
       expect(request('0x10 action_required').flags).to.equal(MF_ACTION_REQUIRED)
       expect(request('0x10 must_kill').flags).to.equal(MF_MUST_KILL)
       const all = request('0x10 action_required must_kill deliver json\n')
-      expect(all).to.deep.equal({ pfn: 16, flags: MF_ACTION_REQUIRED | MF_MUST_KILL, deliver: true, json: true })
-      expect(request('0x10\tmust_kill  deliver')).to.deep.equal({ pfn: 16, flags: MF_MUST_KILL, deliver: true, json: false })
-      expect(request('0x10 json')).to.deep.equal({ pfn: 16, flags: 0, deliver: false, json: true })
+      expect(all).to.deep.equal({ pfn: 16, flags: MF_ACTION_REQUIRED | MF_MUST_KILL, deliver: true, json: true, excludeWriter: false })
+      expect(request('0x10\tmust_kill  deliver')).to.deep.equal({ pfn: 16, flags: MF_MUST_KILL, deliver: true, json: false, excludeWriter: false })
+      expect(request('0x10 exclude_writer').excludeWriter).to.equal(true)
+      expect(request('0x10 json')).to.deep.equal({ pfn: 16, flags: 0, deliver: false, json: true, excludeWriter: false })
     })
 
     it('reads flags=N with known bits, in any base, and ORs it with the words', () => {
@@ -246,7 +247,7 @@ describe('mce input', () => {
       expect(errorOf(parseMceRequest('0x10000000000000000 must_kill'))).to.match(/out of range/)
       expect(request('18446744073709551615').pfn).to.equal(Infinity)
       expect(request('0xffffffffffffffff must_kill')).to.deep.equal(
-        { pfn: Infinity, flags: MF_MUST_KILL, deliver: false, json: false })
+        { pfn: Infinity, flags: MF_MUST_KILL, deliver: false, json: false, excludeWriter: false })
       expect(request('0x1fffffffffffff').pfn).to.equal(Number.MAX_SAFE_INTEGER)
       expect(request('0x20000000000001').pfn).to.equal(Infinity)
     })

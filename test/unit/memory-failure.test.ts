@@ -6,7 +6,9 @@ import { expect } from 'chai'
 import { isErrno } from '../../src/fs/errno'
 import { Superblock } from '../../src/fs/super'
 import { MF_ACTION_REQUIRED, MF_MUST_KILL } from '../../src/mce/input'
-import { locatePfn, McePlace, MceProcess, MceReport, memoryFailure } from '../../src/mce/memory-failure'
+import {
+  BUS_MCEERR_AO, BUS_MCEERR_AR, handleMemoryFailure, locatePfn, McePlace, MceProcess, MceReport, memoryFailure
+} from '../../src/mce/memory-failure'
 import { FileHolder, FileMapping } from '../../src/mce/procfs'
 import { MiB, PAGE_SIZE } from '../../src/pool/layout'
 import { NO_OWNER } from '../../src/pool/pool'
@@ -146,18 +148,19 @@ describe('memory failure', () => {
       expect([...lookup(sb, '/big').dpages!.values()]).to.not.include(3)
     })
 
-    it('a second failure on it is already-poisoned and changes nothing', () => {
+    it('a second failure on it is already-poisoned and changes nothing', async () => {
       const sb = makeSb({ size: MiB, nodes: 1, shift: 12 })
       fail(sb, BASE_PFN + 5)
       const before = counts(sb)
       const env = fakeEnv()
-      const r = memoryFailure(sb, place(sb, BASE_PFN + 5), MF_MUST_KILL, true, env)
+      const r = await handleMemoryFailure(sb, place(sb, BASE_PFN + 5), MF_MUST_KILL, true, env)
       expect(r.state).to.equal('already-poisoned')
       expect(r.result).to.equal('Memory failure: 0x100005: already hardware poisoned')
       expect(env.lines).to.deep.equal([r.result])
       expect(r.file).to.equal(null)
       expect(r.processes).to.deep.equal([])
-      expect(env.kills).to.deep.equal([])
+      expect(env.events).to.deep.equal([]) // nothing revoked, nobody signalled
+      expect(r.revocation).to.equal(null)
       expect(counts(sb)).to.deep.equal(before)
     })
 
@@ -293,13 +296,18 @@ describe('memory failure', () => {
         expect(p.siCode).to.equal(null)
         expect(p.addrLsb).to.equal(null)
         expect(p.sent).to.equal(null)
-        expect(p.reason).to.match(/must_kill/)
       }
-      expect(proc(r, 200).reason).to.match(/EIO/)
-      expect(proc(r, 200).reason).to.not.match(/SIGBUS/)
-      expect(proc(r, 400).reason).to.match(/EIO/)
-      expect(proc(r, 100).reason).to.match(/SIGBUS.*touching/)
-      expect(proc(r, 100).reason).to.not.match(/EIO/)
+      for (const pid of [100, 500]) {
+        expect(proc(r, pid).collected).to.equal(true)
+        expect(proc(r, pid).reason).to.match(/must_kill/)
+        expect(proc(r, pid).reason).to.match(/SIGBUS BUS_MCEERR_AR on touching.*SIGBUS BUS_ADRERR from this simulation/)
+        expect(proc(r, pid).reason).to.not.match(/EIO/)
+      }
+      for (const pid of [200, 400]) {
+        expect(proc(r, pid).collected).to.equal(false)
+        expect(proc(r, pid).reason).to.match(/^not collected by the kernel .*EIO on its next read or write/)
+        expect(proc(r, pid).reason).to.not.match(/SIGBUS/)
+      }
       // The address is known even when no signal carries it.
       expect(proc(r, 100).vaddr).to.equal(VA + PGOFF * PAGE_SIZE)
       expect(proc(r, 200).vaddr).to.equal(null)
@@ -310,18 +318,19 @@ describe('memory failure', () => {
       expect(r.processes.every(p => p.signal === null)).to.equal(true)
     })
 
-    it('with must_kill: SIGBUS BUS_MCEERR_AO at the page address for mappers, SIGKILL for fd holders', () => {
+    it('with must_kill: SIGBUS BUS_MCEERR_AO at the page address for mappers; descriptor holders nothing', () => {
       const r = run(MF_MUST_KILL)
       const mapper = proc(r, 100)
-      expect(mapper).to.include({ signal: 'SIGBUS', siCode: 'BUS_MCEERR_AO', addrLsb: 12, sent: null })
+      expect(mapper).to.include({ collected: true, signal: 'SIGBUS', siCode: 'BUS_MCEERR_AO', addrLsb: 12, sent: null })
       // add_to_kill(): vm_start + ((pgoff - vm_pgoff) << PAGE_SHIFT)
       expect(mapper.vaddr).to.equal(VA + (PGOFF - 0) * 4096)
       expect(mapper.mappings).to.deep.equal([{ ...mapping(VA, 0, 3 * FRAMES_2M), vaddr: VA + PGOFF * 4096 }])
       const offset = proc(r, 500)
       expect(offset).to.include({ signal: 'SIGBUS', siCode: 'BUS_MCEERR_AO', addrLsb: 12 })
       expect(offset.vaddr).to.equal(VA + (PGOFF - 600) * 4096)
+      // __collect_procs_file() walks VMAs only: a descriptor holder is not collected, so never killed.
       for (const pid of [200, 400]) {
-        expect(proc(r, pid), `pid ${pid}`).to.include({ signal: 'SIGKILL', siCode: null, addrLsb: null, vaddr: null })
+        expect(proc(r, pid), `pid ${pid}`).to.include({ collected: false, signal: null, siCode: null, addrLsb: null, vaddr: null })
       }
     })
 
@@ -329,7 +338,23 @@ describe('memory failure', () => {
       const r = run(MF_MUST_KILL | MF_ACTION_REQUIRED)
       expect(proc(r, 100)).to.include({ signal: 'SIGBUS', siCode: 'BUS_MCEERR_AR', addrLsb: 12 })
       expect(proc(r, 500)).to.include({ signal: 'SIGBUS', siCode: 'BUS_MCEERR_AR' })
-      expect(proc(r, 200)).to.include({ signal: 'SIGKILL', siCode: null })
+      expect(proc(r, 200)).to.include({ signal: null, siCode: null, collected: false })
+    })
+
+    it('never lists the daemon, pid 1, or a process the caller excludes (the CLI that asked)', () => {
+      const env = fakeEnv({
+        self: 777,
+        holders: [
+          { pid: 777, comm: 'dmemfs', fds: [9], mappings: [mapping(VA, 0, 2048)] },
+          { pid: 1, comm: 'init', fds: [], mappings: [mapping(VA, 0, 2048)] },
+          { pid: 900, comm: 'dmemfs-cli', fds: [5], mappings: [] },
+          { pid: 901, comm: 'bash', fds: [5], mappings: [] },
+          { pid: 100, comm: 'mapper', fds: [], mappings: [mapping(VA, 0, 2048)] }
+        ]
+      })
+      const r = memoryFailure(sb, place(sb, pfn), MF_MUST_KILL, true, env, 'all', [900])
+      expect(r.processes.map(p => p.pid)).to.deep.equal([901, 100])
+      expect(proc(r, 901)).to.include({ collected: false, signal: null })
     })
 
     it('counts a mapping by whether it covers the dpage, to the page', () => {
@@ -392,87 +417,97 @@ describe('memory failure', () => {
       expect(r.processes[0].vaddr).to.equal(VA + 4096)
     })
 
-    describe('deliver', () => {
-      it('sends each decided signal with kill and logs it the kernel\'s way', () => {
+    describe('revoke and deliver', () => {
+      function runAll (flags: number, deliver: boolean, env: FakeEnv): Promise<MceReport> {
+        return handleMemoryFailure(sb, place(sb, pfn), flags, deliver, env)
+      }
+
+      it('revokes the file\'s cached copies first, then sends each SIGBUS with its code and address', async () => {
         const env = fakeEnv({ holders })
-        const r = run(MF_MUST_KILL, true, env)
-        expect(env.kills).to.deep.equal([
-          { pid: 100, signal: 'SIGBUS' },
-          { pid: 200, signal: 'SIGKILL' },
-          { pid: 400, signal: 'SIGKILL' },
-          { pid: 500, signal: 'SIGBUS' }
+        const r = await runAll(MF_MUST_KILL, true, env)
+        expect(env.events).to.deep.equal(['revoke', 'sigbus 100', 'sigbus 500'])
+        expect(env.revoked).to.deep.equal([{
+          path: '/f',
+          holders: r.processes.map(p => ({ pid: p.pid, fds: p.fds, mappings: p.mappings }))
+        }])
+        expect(r.revocation).to.deep.equal({ via: '/f', ms: 1, failed: [] })
+        expect(env.sigbus).to.deep.equal([
+          { pid: 100, siCode: BUS_MCEERR_AO, addr: BigInt(VA + PGOFF * 4096) },
+          { pid: 500, siCode: BUS_MCEERR_AO, addr: BigInt(VA + (PGOFF - 600) * 4096) }
         ])
-        expect(r.processes.map(p => p.sent)).to.deep.equal([true, true, true, true])
+        expect(r.processes.map(p => [p.pid, p.sent, p.way])).to.deep.equal([
+          [100, true, 'kill'], [200, null, null], [400, null, null], [500, true, 'kill']
+        ])
         expect(r.deliver).to.equal(true)
         const h = hex(pfn)
         expect(env.lines).to.deep.equal([
           `MCE ${h}: handled by dmem`,
           `Memory failure: ${h}: Sending SIGBUS to mapper:100 due to hardware memory corruption`,
-          `Memory failure: ${h}: forcibly killing reader:200 because of failure to unmap corrupted page`,
-          `Memory failure: ${h}: forcibly killing fdtoo:400 because of failure to unmap corrupted page`,
           `Memory failure: ${h}: Sending SIGBUS to offset:500 due to hardware memory corruption`
         ])
       })
 
-      it('never signals the daemon itself or pid 1', () => {
-        const env = fakeEnv({
-          self: 777,
-          holders: [
-            { pid: 777, comm: 'dmemfs', fds: [9], mappings: [] },
-            { pid: 1, comm: 'init', fds: [], mappings: [mapping(VA, 0, 2048)] },
-            { pid: 100, comm: 'mapper', fds: [], mappings: [mapping(VA, 0, 2048)] }
-          ]
-        })
-        const r = run(MF_MUST_KILL, true, env)
-        expect(env.kills).to.deep.equal([{ pid: 100, signal: 'SIGBUS' }])
-        expect(proc(r, 777)).to.include({ signal: 'SIGKILL', sent: false })
-        expect(proc(r, 777).sendError).to.match(/daemon|pid 1/)
-        expect(proc(r, 1)).to.include({ signal: 'SIGBUS', sent: false })
-        expect(proc(r, 1).sendError).to.match(/pid 1/)
-        expect(proc(r, 100).sent).to.equal(true)
-      })
-
-      it('records a failing kill as not sent, with its code, and goes on to the next process', () => {
+      it('sends BUS_MCEERR_AR with action_required, and records the way each signal went', async () => {
         const env = fakeEnv({
           holders,
-          killError: pid => {
-            if (pid === 100) return Object.assign(new Error('kill ESRCH'), { code: 'ESRCH' })
-            if (pid === 200) return new Error('no such luck')
-            return null
-          }
+          sendResult: pid => pid === 100 ? { way: 'ptrace' } : { way: 'kill', error: 'EPERM: already traced' }
         })
-        const r = run(MF_MUST_KILL, true, env)
-        expect(env.kills.map(k => k.pid)).to.deep.equal([100, 200, 400, 500])
-        expect(proc(r, 100)).to.include({ sent: false, sendError: 'ESRCH' })
-        expect(proc(r, 200).sent).to.equal(false)
-        expect(proc(r, 200).sendError).to.match(/no such luck/)
-        expect(proc(r, 400).sent).to.equal(true)
-        expect(proc(r, 500).sent).to.equal(true)
+        const r = await runAll(MF_MUST_KILL | MF_ACTION_REQUIRED, true, env)
+        expect(env.sigbus.map(c => c.siCode)).to.deep.equal([BUS_MCEERR_AR, BUS_MCEERR_AR])
+        expect(proc(r, 100)).to.include({ sent: true, way: 'ptrace' })
+        expect(proc(r, 100).sendError).to.equal(undefined)
+        expect(proc(r, 500)).to.include({ sent: true, way: 'kill', sendError: 'EPERM: already traced' })
+      })
+
+      it('records a failing send as not sent, with its code, and goes on to the next process', async () => {
+        const env = fakeEnv({
+          holders,
+          sendError: pid => pid === 100 ? Object.assign(new Error('kill ESRCH'), { code: 'ESRCH' }) : null
+        })
+        const r = await runAll(MF_MUST_KILL, true, env)
+        expect(env.sigbus.map(k => k.pid)).to.deep.equal([100, 500])
+        expect(proc(r, 100)).to.include({ sent: false, sendError: 'ESRCH', way: null })
+        expect(proc(r, 500)).to.include({ sent: true, way: 'kill' })
         expect(env.lines.filter(l => l.includes('mapper:100'))).to.deep.equal([])
       })
 
-      it('without must_kill sends nothing, and the processes stay unsent', () => {
+      it('without must_kill sends nothing but still revokes', async () => {
         const env = fakeEnv({ holders })
-        const r = run(0, true, env)
-        expect(env.kills).to.deep.equal([])
+        const r = await runAll(0, true, env)
+        expect(env.events).to.deep.equal(['revoke'])
         expect(r.processes.map(p => p.sent)).to.deep.equal([null, null, null, null])
       })
 
-      it('is not done unless asked for', () => {
+      it('sends nothing unless asked for, but still revokes', async () => {
         const env = fakeEnv({ holders })
-        const r = run(MF_MUST_KILL | MF_ACTION_REQUIRED, false, env)
-        expect(env.kills).to.deep.equal([])
+        const r = await runAll(MF_MUST_KILL | MF_ACTION_REQUIRED, false, env)
+        expect(env.events).to.deep.equal(['revoke'])
         expect(r.deliver).to.equal(false)
         expect(r.processes.map(p => p.sent)).to.deep.equal([null, null, null, null])
         expect(env.lines).to.deep.equal([`MCE ${hex(pfn)}: handled by dmem`])
       })
 
-      it('is not done for a free dpage', () => {
+      it('does neither for a free dpage', async () => {
         const env = fakeEnv({ holders })
-        const r = memoryFailure(sb, place(sb, BASE_PFN + 3 * FRAMES_2M), MF_MUST_KILL, true, env)
+        const r = await handleMemoryFailure(sb, place(sb, BASE_PFN + 3 * FRAMES_2M), MF_MUST_KILL, true, env)
         expect(r.state).to.equal('free')
-        expect(env.kills).to.deep.equal([])
+        expect(env.events).to.deep.equal([])
         expect(env.holderCalls).to.deep.equal([])
+        expect(r.revocation).to.equal(null)
+      })
+
+      it('revokes an unlinked file through its holders, and marks it hwpoisoned', async () => {
+        const small = makeSb({ size: MiB, nodes: 1, shift: 12 })
+        const fh = createOpen(small, '/gone', 4096)
+        const inode = lookup(small, '/gone')
+        expect(small.unlink('/gone')).to.equal(0)
+        expect(inode.hwpoisoned).to.equal(false)
+        const env = fakeEnv({ holders: [{ pid: 10, comm: 'h', fds: [3], mappings: [] }] })
+        const r = await handleMemoryFailure(small, place(small, BASE_PFN), 0, false, env)
+        expect(env.revoked).to.deep.equal([{ path: null, holders: [{ pid: 10, fds: [3], mappings: [] }] }])
+        expect(r.revocation!.via).to.equal(null)
+        expect(inode.hwpoisoned).to.equal(true)
+        expect(small.release(fh)).to.equal(0)
       })
     })
   })

@@ -3,7 +3,7 @@
 // when the set of poisoned dpages changed, so that it can rewrite the file.
 
 import { expect } from 'chai'
-import { ControlDir } from '../../src/control/control'
+import { ControlDir, WriteResult } from '../../src/control/control'
 import { DmemSpec, GiB, layoutPool, MiB, PoolLayout } from '../../src/pool/layout'
 import { layoutSignature, parsePoisonFile, poisonedPfns, renderPoisonFile } from '../../src/pool/persist'
 import { DmemPool } from '../../src/pool/pool'
@@ -154,20 +154,20 @@ describe('poison file', () => {
   })
 
   describe('the control directory reports poison changes', () => {
-    it('after a memory failure on a free or used dpage and a successful unpoison; not otherwise', () => {
+    it('after a memory failure on a free or used dpage and a successful unpoison; not otherwise', async () => {
       const sb = makeSb({ size: MiB, nodes: 1, shift: 12 })
       const f = createFile(sb, '/f', 4096)
       let changes = 0
       const dir = new ControlDir(sb, fakeEnv(), { earlyKill: 'all', onPoisonChange: () => { changes++ } })
       const mce = dir.files.get('mce')!.write!
-      const unpoison = dir.files.get('unpoison')!.write!
-      expect(mce('0x100010').errno).to.equal(0) // free
+      const unpoison = (text: string) => dir.files.get('unpoison')!.write!(text) as WriteResult
+      expect((await mce('0x100010')).errno).to.equal(0) // free
       expect(changes).to.equal(1)
-      expect(mce(`${pfnOfIndex(sb, f, 0)}`).errno).to.equal(0) // used
+      expect((await mce(`${pfnOfIndex(sb, f, 0)}`)).errno).to.equal(0) // used
       expect(changes).to.equal(2)
-      expect(mce('0x100010').errno).to.equal(0) // already poisoned: nothing changed
+      expect((await mce('0x100010')).errno).to.equal(0) // already poisoned: nothing changed
       expect(changes).to.equal(2)
-      expect(mce('nonsense').errno).to.not.equal(0)
+      expect((await mce('nonsense')).errno).to.not.equal(0)
       expect(unpoison('0x100011').errno).to.equal(0) // not poisoned
       expect(unpoison(`${pfnOfIndex(sb, f, 0)}`).errno).to.not.equal(0) // still owned
       expect(changes).to.equal(2)

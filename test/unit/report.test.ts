@@ -3,7 +3,7 @@
 
 import { expect } from 'chai'
 import { MF_ACTION_REQUIRED, MF_MUST_KILL } from '../../src/mce/input'
-import { locatePfn, MceProcess, MceReport, memoryFailure } from '../../src/mce/memory-failure'
+import { handleMemoryFailure, locatePfn, MceProcess, MceReport } from '../../src/mce/memory-failure'
 import { KILL_NOTE, renderReport, reportJson } from '../../src/mce/report'
 import { MiB } from '../../src/pool/layout'
 import { createFile, fakeEnv, makeSb, pfnOfIndex } from './mce-fixtures'
@@ -28,6 +28,7 @@ function report (over: Partial<MceReport> = {}): MceReport {
     processes: [],
     deliver: false,
     earlyKillMode: 'all',
+    revocation: null,
     ...over
   }
 }
@@ -36,6 +37,7 @@ const mapper: MceProcess = {
   pid: 100,
   comm: 'mapper',
   opener: false,
+  collected: true,
   earlyKill: true,
   earlyKillReason: 'early_kill=all: every holder is collected',
   fds: [],
@@ -45,31 +47,38 @@ const mapper: MceProcess = {
   vaddr: VA + 0x264000,
   addrLsb: 12,
   reason: 'must_kill, action optional',
-  sent: null
+  sent: null,
+  way: null
 }
+
+const READER_REASON = 'not collected by the kernel (no mapping of the page); will get EIO on its next read or write of the poisoned range'
 
 const reader: MceProcess = {
   pid: 200,
   comm: 'reader',
   opener: false,
-  earlyKill: true,
-  earlyKillReason: 'early_kill=all: every holder is collected',
+  collected: false,
+  earlyKill: false,
+  earlyKillReason: 'holds the file through a descriptor only',
   fds: [3, 7],
   mappings: [],
-  signal: 'SIGKILL',
+  signal: null,
   siCode: null,
   vaddr: null,
   addrLsb: null,
-  reason: 'no mapping of the page',
-  sent: null
+  reason: READER_REASON,
+  sent: null,
+  way: null
 }
 
 const quiet: MceProcess = {
-  ...reader,
+  ...mapper,
   pid: 300,
   comm: 'quiet',
   fds: [4],
   signal: null,
+  siCode: null,
+  addrLsb: null,
   reason: 'no signal without must_kill'
 }
 
@@ -135,10 +144,11 @@ describe('mce report', () => {
       const r = report({ flags: MF_MUST_KILL, processes: [mapper, reader, quiet] })
       expect(lines(r).slice(3)).to.deep.equal([
         `file /dir/a ino 4 pgoff 0x264 offset ${0x264 * 4096}`,
-        'process 100 (mapper) map 0x7f0000000000-0x7f0000600000 vaddr 0x7f0000264000 ' +
+        'process 100 (mapper) collected map 0x7f0000000000-0x7f0000600000 vaddr 0x7f0000264000 ' +
           'signal SIGBUS BUS_MCEERR_AO si_addr_lsb 12 (must_kill, action optional)',
-        'process 200 (reader) fd 3,7 signal SIGKILL (no mapping of the page)',
-        'process 300 (quiet) fd 4 signal none (no signal without must_kill)'
+        `process 200 (reader) not-collected fd 3,7 signal none (${READER_REASON})`,
+        'process 300 (quiet) collected fd 4 map 0x7f0000000000-0x7f0000600000 vaddr 0x7f0000264000 ' +
+          'signal none (no signal without must_kill)'
       ])
     })
 
@@ -155,24 +165,43 @@ describe('mce report', () => {
         reason: 'must_kill, action required'
       }
       expect(lines(report({ processes: [p] }))[4]).to.equal(
-        'process 100 (mapper) fd 5 map 0x1000-0x3000 vaddr 0x2000 map 0x7f0000000000-0x7f0000600000 vaddr 0x7f0000264000 ' +
+        'process 100 (mapper) collected fd 5 map 0x1000-0x3000 vaddr 0x2000 map 0x7f0000000000-0x7f0000600000 vaddr 0x7f0000264000 ' +
         'signal SIGBUS BUS_MCEERR_AR si_addr_lsb 12 (must_kill, action required)')
     })
 
-    it('says whether each signal was sent, and adds the kill(2) note when one was to be', () => {
+    it('says whether each signal was sent and which way, and adds the kill(2) note when one went by kill', () => {
       const r = report({
         flags: MF_MUST_KILL,
         deliver: true,
-        processes: [{ ...mapper, sent: true }, { ...reader, sent: false, sendError: 'ESRCH' }]
+        processes: [
+          { ...mapper, sent: true, way: 'kill' },
+          { ...mapper, pid: 101, sent: true, way: 'ptrace' },
+          { ...mapper, pid: 102, sent: false, sendError: 'ESRCH' },
+          reader
+        ],
+        revocation: { via: '/mnt/dir/a', ms: 2.25, failed: [] }
       })
       const got = lines(r)
+      const map = 'collected map 0x7f0000000000-0x7f0000600000 vaddr 0x7f0000264000 ' +
+        'signal SIGBUS BUS_MCEERR_AO si_addr_lsb 12 (must_kill, action optional)'
       expect(got.slice(4)).to.deep.equal([
-        'process 100 (mapper) map 0x7f0000000000-0x7f0000600000 vaddr 0x7f0000264000 ' +
-          'signal SIGBUS BUS_MCEERR_AO si_addr_lsb 12 (must_kill, action optional) sent',
-        'process 200 (reader) fd 3,7 signal SIGKILL (no mapping of the page) not sent: ESRCH',
+        `process 100 (mapper) ${map} sent way kill`,
+        `process 101 (mapper) ${map} sent way ptrace`,
+        `process 102 (mapper) ${map} not sent: ESRCH`,
+        `process 200 (reader) not-collected fd 3,7 signal none (${READER_REASON})`,
+        'revoked page cache and mappings by an open of /mnt/dir/a (2.3 ms)',
         `note ${KILL_NOTE}`
       ])
-      expect(KILL_NOTE).to.match(/kill\(2\)/)
+      expect(KILL_NOTE).to.match(/kill\(2\).*SI_USER/)
+      const ptraceOnly = lines(report({ deliver: true, processes: [{ ...mapper, sent: true, way: 'ptrace' }] }))
+      expect(ptraceOnly.filter(l => l.startsWith('note'))).to.deep.equal([])
+    })
+
+    it('says when there was nothing to open to revoke', () => {
+      const r = report({ revocation: { via: null, ms: 0.5, failed: [{ via: '/proc/9/fd/3', error: 'ENOENT' }] } })
+      expect(lines(r)).to.include('revoked nothing: no way to open the file (/proc/9/fd/3: ENOENT) (0.5 ms)')
+      const retried = report({ revocation: { via: '/m/f', ms: 4, failed: [{ via: '/m/f', error: 'EIO' }] } })
+      expect(lines(retried)).to.include('revoked page cache and mappings by an open of /m/f (4.0 ms; before that /m/f: EIO)')
     })
 
     it('has no note without deliver, or when no process has a signal', () => {
@@ -185,7 +214,7 @@ describe('mce report', () => {
       expect(noProcess[noProcess.length - 1]).to.equal('processes none')
     })
 
-    it('renders what the memory-failure path reports', () => {
+    it('renders what the memory-failure path reports', async () => {
       const sb = makeSb({ size: 8 * MiB, nodes: 1, shift: 21 })
       const f = createFile(sb, '/f', 2 * 2 * MiB)
       const pfn = pfnOfIndex(sb, f, 1) + 5
@@ -197,7 +226,7 @@ describe('mce report', () => {
         ]
       })
       const place = locatePfn(sb.pool, pfn)!
-      const r = memoryFailure(sb, place, MF_MUST_KILL, true, env)
+      const r = await handleMemoryFailure(sb, place, MF_MUST_KILL, true, env)
       const pgoff = 512 + 5
       expect(lines(r)).to.deep.equal([
         `pfn 0x${pfn.toString(16)} phys 0x${(pfn * 4096).toString(16)} node 0 region 0 ` +
@@ -205,9 +234,10 @@ describe('mce report', () => {
         'flags 0x4 (must_kill)',
         `result MCE 0x${pfn.toString(16)}: handled by dmem`,
         `file /f ino ${f.ino} pgoff 0x${pgoff.toString(16)} offset ${pgoff * 4096}`,
-        `process 100 (mapper) map 0x7f0000000000-0x7f0000400000 vaddr 0x${(VA + pgoff * 4096).toString(16)} ` +
-          'signal SIGBUS BUS_MCEERR_AO si_addr_lsb 12 (must_kill, action optional) sent',
-        'process 200 (reader) fd 3 signal SIGKILL (no mapping of the page) sent',
+        `process 100 (mapper) collected map 0x7f0000000000-0x7f0000400000 vaddr 0x${(VA + pgoff * 4096).toString(16)} ` +
+          'signal SIGBUS BUS_MCEERR_AO si_addr_lsb 12 (must_kill, action optional) sent way kill',
+        `process 200 (reader) not-collected fd 3 signal none (${READER_REASON})`,
+        'revoked page cache and mappings by an open of /f (1.0 ms)',
         `note ${KILL_NOTE}`
       ])
     })
@@ -240,6 +270,7 @@ describe('mce report', () => {
             pid: 100,
             comm: 'mapper',
             opener: false,
+            collected: true,
             early_kill: true,
             early_kill_reason: 'early_kill=all: every holder is collected',
             fds: [],
@@ -249,25 +280,33 @@ describe('mce report', () => {
             si_code: 'BUS_MCEERR_AR',
             si_addr_lsb: 12,
             reason: 'must_kill, action optional',
-            sent: null
+            sent: null,
+            way: null,
+            on_touch: { seed: 'BUS_MCEERR_AR', simulated: 'BUS_ADRERR' },
+            on_access: 'EIO'
           },
           {
             pid: 200,
             comm: 'reader',
             opener: false,
-            early_kill: true,
-            early_kill_reason: 'early_kill=all: every holder is collected',
+            collected: false,
+            early_kill: false,
+            early_kill_reason: 'holds the file through a descriptor only',
             fds: [3, 7],
             mappings: [],
             vaddr: null,
-            signal: 'SIGKILL',
+            signal: null,
             si_code: null,
             si_addr_lsb: null,
-            reason: 'no mapping of the page',
-            sent: null
+            reason: READER_REASON,
+            sent: null,
+            way: null,
+            on_touch: null,
+            on_access: 'EIO'
           }
         ],
-        early_kill_mode: 'all'
+        early_kill_mode: 'all',
+        revocation: null
       })
     })
 
@@ -288,11 +327,13 @@ describe('mce report', () => {
       const j = reportJson(report({
         flags: MF_MUST_KILL,
         deliver: true,
-        processes: [{ ...mapper, sent: true }, { ...reader, sent: false, sendError: 'EPERM' }]
+        processes: [{ ...mapper, sent: true, way: 'kill' }, { ...mapper, pid: 101, sent: false, sendError: 'EPERM' }],
+        revocation: { via: '/proc/7/fd/3', ms: 1.23456, failed: [{ via: '/m/f', error: 'EIO' }] }
       })) as any
-      expect(j.processes.map((p: any) => p.sent)).to.deep.equal([true, false])
+      expect(j.processes.map((p: any) => [p.sent, p.way])).to.deep.equal([[true, 'kill'], [false, null]])
       expect(j.processes[0]).to.not.have.property('send_error')
       expect(j.processes[1].send_error).to.equal('EPERM')
+      expect(j.revocation).to.deep.equal({ via: '/proc/7/fd/3', ms: 1.235, failed: [{ via: '/m/f', error: 'EIO' }] })
       expect(j.note).to.equal(KILL_NOTE)
     })
   })
@@ -305,7 +346,7 @@ describe('mce report', () => {
       const text = renderReport(report({ file: { path: name, ino: 4, pgoff: 0x264, offset: 0x264 * 4096 }, processes: [odd] }))
       const lines = text.split('\n')
       expect(lines).to.include(`file /dir\\012\\040two\\134\xff\xc3\xa9 ino 4 pgoff 0x264 offset ${0x264 * 4096}`)
-      expect(lines.some(l => l.startsWith('process 100 (a\\040b\\012\xe9) map '))).to.equal(true)
+      expect(lines.some(l => l.startsWith('process 100 (a\\040b\\012\xe9) '))).to.equal(true)
     })
 
     it('the JSON carries them in surrogateescape: valid UTF-8 decoded, other bytes as U+DC80-U+DCFF', () => {
@@ -325,7 +366,7 @@ describe('mce report', () => {
       })
       const text = renderReport(r)
       expect(text).to.include('handle 7 opener 200 (reader) (tracked via open handles)\n')
-      expect(text).to.match(/^process 200 \(reader\) opener fd 3,7 /m)
+      expect(text).to.match(/^process 200 \(reader\) opener not-collected fd 3,7 /m)
       const json = reportJson(r) as { handles: unknown[], processes: Array<{ opener: boolean }> }
       expect(json.handles).to.deep.equal([{ fh: 7, opener: 200, comm: 'reader', source: 'tracked via open handles' }])
       expect(json.processes[0].opener).to.equal(true)

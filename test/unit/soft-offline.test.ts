@@ -3,7 +3,7 @@
 // dpage held.
 
 import { expect } from 'chai'
-import { ControlDir, renderStat } from '../../src/control/control'
+import { ControlDir, renderStat, WriteResult } from '../../src/control/control'
 import { EBUSY, EINVAL } from '../../src/fs/errno'
 import { Superblock } from '../../src/fs/super'
 import { MiB } from '../../src/pool/layout'
@@ -30,6 +30,12 @@ function createRandom (sb: Superblock, path: string, bytes: number): Buffer {
   return data
 }
 
+/** soft_offline, ce and unpoison answer at once; only mce may wait (for revocation and delivery). */
+function sync (r: WriteResult | Promise<WriteResult>): WriteResult {
+  if (r instanceof Promise) throw new Error('expected an answer at once')
+  return r
+}
+
 function readFile (sb: Superblock, path: string, len: number): Buffer {
   const inode = lookup(sb, path)
   const fh = sb.open(inode, 0) as number
@@ -42,7 +48,7 @@ function readFile (sb: Superblock, path: string, len: number): Buffer {
 describe('soft offline', () => {
   let sb: Superblock
   let dir: ControlDir
-  const write = (text: string) => dir.files.get('soft_offline')!.write!(text)
+  const write = (text: string) => sync(dir.files.get('soft_offline')!.write!(text))
 
   beforeEach(() => {
     sb = makeSb({ size: 4 * MiB, nodes: 2, shift: 12 })
@@ -84,8 +90,8 @@ describe('soft offline', () => {
     expect(statValue(sb, 'free_dpages')).to.equal(free + 3)
   })
 
-  it('a poisoned dpage is EINVAL (already poisoned); an offline one EINVAL (already offline)', () => {
-    dir.files.get('mce')!.write!('0x100001')
+  it('a poisoned dpage is EINVAL (already poisoned); an offline one EINVAL (already offline)', async () => {
+    await dir.files.get('mce')!.write!('0x100001')
     expect(write('0x100001').errno).to.equal(EINVAL)
     expect(dir.files.get('soft_offline')!.render()).to.match(/already poisoned/)
     expect(write('0x100002').errno).to.equal(0)
@@ -98,7 +104,7 @@ describe('soft offline', () => {
     const d = new ControlDir(small, fakeEnv())
     const data = createRandom(small, '/full', 16 * 4096)
     const victim = pfnOfIndex(small, '/full', 3)
-    expect(d.files.get('soft_offline')!.write!(`${victim}`).errno).to.equal(EBUSY)
+    expect(sync(d.files.get('soft_offline')!.write!(`${victim}`)).errno).to.equal(EBUSY)
     expect(pfnOfIndex(small, '/full', 3)).to.equal(victim)
     expect(small.pool.offline).to.equal(0)
     expect(readFile(small, '/full', 16 * 4096).equals(data)).to.equal(true)
@@ -110,21 +116,21 @@ describe('soft offline', () => {
     expect(sb.pool.offline).to.equal(0)
   })
 
-  it('a later memory failure on an offline dpage counts it poisoned instead', () => {
+  it('a later memory failure on an offline dpage counts it poisoned instead', async () => {
     write('0x100003')
-    dir.files.get('mce')!.write!('0x100003')
+    await dir.files.get('mce')!.write!('0x100003')
     expect([sb.pool.offline, sb.pool.poisoned]).to.deep.equal([0, 1])
   })
 })
 
 describe('.dmem/poisoned', () => {
-  it('lists each poisoned dpage with its state, owner, offset and path at the time, and its flags', () => {
+  it('lists each poisoned dpage with its state, owner, offset and path at the time, and its flags', async () => {
     const sb = makeSb({ size: 4 * MiB, nodes: 1, shift: 12 })
     const dir = new ControlDir(sb, fakeEnv())
     createFile(sb, '/a file', 2 * 4096)
     const used = pfnOfIndex(sb, '/a file', 1)
-    dir.files.get('mce')!.write!(`0x${used.toString(16)} must_kill`)
-    dir.files.get('mce')!.write!('0x100300')
+    await dir.files.get('mce')!.write!(`0x${used.toString(16)} must_kill`)
+    await dir.files.get('mce')!.write!('0x100300')
     const lines = dir.files.get('poisoned')!.render().trim().split('\n')
     expect(lines[0]).to.equal('# pfn dpage node state ino offset time flags path')
     const ino = lookup(sb, '/a file').ino
@@ -132,7 +138,7 @@ describe('.dmem/poisoned', () => {
     expect(lines[2]).to.match(/^0x100300 0x100300 0 free - - \S+ 0x0 -$/)
     expect(lines).to.have.length(3)
     // Unpoisoned: gone from the list.
-    expect(dir.files.get('unpoison')!.write!('0x100300').errno).to.equal(0)
+    expect(sync(dir.files.get('unpoison')!.write!('0x100300')).errno).to.equal(0)
     expect(dir.files.get('poisoned')!.render().trim().split('\n')).to.have.length(2)
   })
 
@@ -148,7 +154,7 @@ describe('corrected errors: .dmem/ce and .dmem/ce_counts', () => {
   it('counts per dpage; without a threshold nothing is offlined', () => {
     const sb = makeSb({ size: 4 * MiB, nodes: 1, shift: 12 })
     const dir = new ControlDir(sb, fakeEnv())
-    const ce = (t: string) => dir.files.get('ce')!.write!(t)
+    const ce = (t: string) => sync(dir.files.get('ce')!.write!(t))
     for (let i = 0; i < 5; i++) expect(ce('0x100004').errno).to.equal(0)
     expect(ce('0x100009').reply).to.match(/count 1 \(no threshold/)
     expect(dir.files.get('ce_counts')!.render()).to.equal('# dpage node count\n0x100004 0 5\n0x100009 0 1\n')
@@ -161,7 +167,7 @@ describe('corrected errors: .dmem/ce and .dmem/ce_counts', () => {
     const dir = new ControlDir(sb, fakeEnv(), { earlyKill: 'all', onPoisonChange: () => {}, ceThreshold: 3 })
     const data = createRandom(sb, '/f', 2 * 4096)
     const pfn = '0x' + pfnOfIndex(sb, '/f', 1).toString(16)
-    const ce = () => dir.files.get('ce')!.write!(pfn)
+    const ce = () => sync(dir.files.get('ce')!.write!(pfn))
     expect(ce().reply).to.match(/count 1 threshold 3\n$/)
     expect(ce().reply).to.not.match(/soft offline/)
     const third = ce()
