@@ -1,0 +1,173 @@
+// A target for the siginfo tests: a SA_SIGINFO SIGBUS handler prints what it was given; the mode says what
+// the process does meanwhile. Prints "ready pid=P tids=T1,T2,..." once set up. Ended by the test (SIGKILL).
+//   sleep    blocked in a long nanosleep
+//   spin     a busy loop
+//   threads  three more threads (two spinning, one sleeping); the leader sleeps
+//   early    one more thread with prctl(PR_MCE_KILL_EARLY), printed as early=TID; the leader sleeps
+//   block    the leader blocks SIGBUS; one more thread does not
+//   others   raises SIGILL at itself with all signals blocked for a while, then unblocks, over and over,
+//            so that SIGILL is pending with SIGBUS and dequeued before it; counts SIGILLs lost or altered
+//   vfork S  a vfork child sleeps S seconds: the parent waits for it where no signal is taken
+#define _GNU_SOURCE
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static volatile sig_atomic_t bus_taken;
+static volatile sig_atomic_t ill_count;
+static volatile sig_atomic_t ill_bad;
+
+static pid_t tid (void) { return (pid_t)syscall(SYS_gettid); }
+
+static void on_bus (int sig, siginfo_t *si, void *uc)
+{
+  (void)sig; (void)uc;
+  char line[160];
+  int n = snprintf(line, sizeof line, "sigbus code=%d addr=%p lsb=%d tid=%d pid=%d\n",
+    si->si_code, si->si_addr, (int)si->si_addr_lsb, (int)tid(), (int)si->si_pid);
+  write(1, line, n);
+  bus_taken = 1;
+}
+
+static void on_ill (int sig, siginfo_t *si, void *uc)
+{
+  (void)sig; (void)uc;
+  if (si->si_code != SI_TKILL || si->si_pid != getpid()) ill_bad++;
+  ill_count++;
+}
+
+static void sleep_forever (void)
+{
+  for (;;) {
+    struct timespec ts = { 3600, 0 };
+    nanosleep(&ts, NULL);
+  }
+}
+
+static void *sleeper (void *arg) { (void)arg; sleep_forever(); return NULL; }
+
+static void *spinner (void *arg)
+{
+  (void)arg;
+  for (volatile unsigned long n = 0;; n++) {}
+  return NULL;
+}
+
+static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t started = PTHREAD_COND_INITIALIZER;
+static pid_t early_tid;
+
+static void *early (void *arg)
+{
+  (void)arg;
+  if (prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY, 0, 0) != 0) { perror("prctl"); exit(2); }
+  pthread_mutex_lock(&lock);
+  early_tid = tid();
+  pthread_cond_signal(&started);
+  pthread_mutex_unlock(&lock);
+  sleep_forever();
+  return NULL;
+}
+
+static void ready (const char *extra)
+{
+  char line[256];
+  int n = snprintf(line, sizeof line, "ready pid=%d%s\n", (int)getpid(), extra);
+  write(1, line, n);
+}
+
+static void spin_for_us (long us)
+{
+  struct timespec a, b;
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  do clock_gettime(CLOCK_MONOTONIC, &b);
+  while ((b.tv_sec - a.tv_sec) * 1000000 + (b.tv_nsec - a.tv_nsec) / 1000 < us);
+}
+
+static void others (void)
+{
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_ill;
+  sa.sa_flags = SA_SIGINFO;
+  sigaction(SIGILL, &sa, NULL);
+  ready("");
+  sigset_t all, old;
+  sigfillset(&all);
+  long sent = 0, lost = 0, after = 0;
+  for (;;) {
+    sigprocmask(SIG_BLOCK, &all, &old);
+    syscall(SYS_tgkill, getpid(), tid(), SIGILL);
+    spin_for_us(500);
+    sigprocmask(SIG_SETMASK, &old, NULL); // SIGILL (and a pending SIGBUS) are taken here
+    sent++;
+    if (ill_count != sent) { lost += sent - ill_count; ill_count = sent; }
+    if (bus_taken && ++after == 100) break;
+  }
+  char line[128];
+  int n = snprintf(line, sizeof line, "sigill sent=%ld lost=%ld altered=%d\n", sent, lost, (int)ill_bad);
+  write(1, line, n);
+  sleep_forever();
+}
+
+int main (int argc, char **argv)
+{
+  const char *mode = argc > 1 ? argv[1] : "sleep";
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = on_bus;
+  sa.sa_flags = SA_SIGINFO;
+  sigaction(SIGBUS, &sa, NULL);
+  pthread_t t;
+  char extra[160];
+  if (!strcmp(mode, "sleep")) {
+    ready("");
+    sleep_forever();
+  } else if (!strcmp(mode, "spin")) {
+    ready("");
+    spinner(NULL);
+  } else if (!strcmp(mode, "threads")) {
+    pthread_create(&t, NULL, spinner, NULL);
+    pthread_create(&t, NULL, spinner, NULL);
+    pthread_create(&t, NULL, sleeper, NULL);
+    ready(" threads=4");
+    sleep_forever();
+  } else if (!strcmp(mode, "early")) {
+    pthread_mutex_lock(&lock);
+    pthread_create(&t, NULL, early, NULL);
+    while (!early_tid) pthread_cond_wait(&started, &lock);
+    pthread_mutex_unlock(&lock);
+    snprintf(extra, sizeof extra, " early=%d", (int)early_tid);
+    ready(extra);
+    sleep_forever();
+  } else if (!strcmp(mode, "block")) {
+    pthread_create(&t, NULL, sleeper, NULL); // before the mask: it inherits SIGBUS unblocked
+    sigset_t bus;
+    sigemptyset(&bus);
+    sigaddset(&bus, SIGBUS);
+    pthread_sigmask(SIG_BLOCK, &bus, NULL);
+    ready("");
+    sleep_forever();
+  } else if (!strcmp(mode, "others")) {
+    others();
+  } else if (!strcmp(mode, "vfork")) {
+    unsigned secs = argc > 2 ? (unsigned)atoi(argv[2]) : 2;
+    ready("");
+    if (vfork() == 0) {
+      char line[64];
+      int n = snprintf(line, sizeof line, "vforked pid=%d\n", (int)getpid());
+      write(1, line, n);
+      sleep(secs);
+      _exit(0);
+    }
+    sleep_forever();
+  }
+  fprintf(stderr, "unknown mode %s\n", mode);
+  return 2;
+}
