@@ -45,9 +45,11 @@ export async function deliverSigbus (injector: Injector | string, pid: number, s
   timeoutMs: number): Promise<SigbusResult> {
   if (!Number.isInteger(pid) || pid <= 0) throw new RangeError(`not a process id: ${pid}`)
   if (siCode !== BUS_MCEERR_AO && siCode !== BUS_MCEERR_AR) throw new RangeError(`not a BUS_MCEERR_* code: ${siCode}`)
-  if (pid === process.pid) return { way: 'kill', error: 'not sent: the target is this process' }
+  if (addr < 0n || addr >= 1n << 64n) throw new RangeError(`not an address: ${addr}`)
+  if (pid === process.pid) return { way: 'kill', error: NOT_SELF }
   if (typeof injector === 'string') return plainKill(pid, injector)
   const target = chooseThread(pid, siCode)
+  if ('self' in target) return { way: 'kill', error: NOT_SELF }
   if ('refused' in target) return plainKill(pid, target.refused)
   const r = await injector.inject(target.tgid, target.tid, siCode, addr, timeoutMs)
   if (r.outcome === 'delivered') return { way: 'ptrace' }
@@ -64,7 +66,9 @@ function plainKill (pid: number, why: string): SigbusResult {
   }
 }
 
-type Target = { tgid: number, tid: number } | { refused: string }
+type Target = { tgid: number, tid: number } | { refused: string } | { self: true }
+
+const NOT_SELF = 'not sent: the target is this process'
 
 /** The thread to signal. The kernel's kill_proc() sends a thread-directed signal: for an action-optional
  *  (early) kill, to the first thread with its own PR_MCE_KILL_EARLY policy (find_early_kill_thread()), else
@@ -79,6 +83,7 @@ export function chooseThread (pid: number, siCode: number): Target {
   const status = readStatus(pid, pid)
   if (status === null) return { refused: 'no such process' }
   const tgid = Number(status.Tgid)
+  if (tgid === process.pid) return { self: true } // `pid` named one of our own threads
   if (parentOf(tgid) === process.pid) {
     // Node's child-process reaper (waitpid on its children) would take the child's ptrace stops for its exit.
     return { refused: 'the target is a child of this process, which cannot trace it safely' }

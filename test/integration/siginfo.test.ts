@@ -250,7 +250,20 @@ describe('siginfo: SIGBUS with the kernel\'s si_code, si_addr and si_addr_lsb', 
     expect({ code: s.code, pid: s.pid }).to.deep.equal({ code: SI_USER, pid: process.pid })
   })
 
-  it('never signals the caller itself', async function () {
-    expect(await sendMceSigbus(process.pid, BUS_MCEERR_AO, ADDR)).to.deep.equal({ way: 'kill', error: 'not sent: the target is this process' })
+  it('never signals the caller itself, nor any of its threads', async function () {
+    const self = { way: 'kill', error: 'not sent: the target is this process' }
+    expect(await sendMceSigbus(process.pid, BUS_MCEERR_AO, ADDR)).to.deep.equal(self)
+    const threads = fs.readdirSync('/proc/self/task').map(Number).filter(tid => tid !== process.pid)
+    expect(threads).to.not.be.empty
+    expect(await sendMceSigbus(threads[0], BUS_MCEERR_AR, ADDR)).to.deep.equal(self)
+  })
+
+  it('refuses arguments the kernel would never build, before sending anything', async function () {
+    for (const [pid, code, addr] of [[0, BUS_MCEERR_AO, ADDR], [-1, BUS_MCEERR_AO, ADDR], [1.5, BUS_MCEERR_AO, ADDR],
+      [process.pid, 1, ADDR], [process.pid, BUS_MCEERR_AO, -1n], [process.pid, BUS_MCEERR_AO, 1n << 64n]] as const) {
+      let thrown: unknown = null
+      await sendMceSigbus(pid, code, addr).catch(err => { thrown = err })
+      expect(thrown, `${pid} ${code} ${addr}`).to.be.instanceOf(RangeError)
+    }
   })
 })
