@@ -50,27 +50,43 @@ static void sleep_forever (void)
   }
 }
 
-static void *sleeper (void *arg) { (void)arg; sleep_forever(); return NULL; }
-
-static void *spinner (void *arg)
-{
-  (void)arg;
-  for (volatile unsigned long n = 0;; n++) {}
-  return NULL;
-}
-
 static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t started = PTHREAD_COND_INITIALIZER;
 static pid_t early_tid;
+static int running;
+
+// A new thread runs with every signal blocked until glibc restores its mask, just before its function:
+// each says when it runs, and main waits for them all before "ready".
+static void announce (void)
+{
+  pthread_mutex_lock(&lock);
+  running++;
+  pthread_cond_signal(&started);
+  pthread_mutex_unlock(&lock);
+}
+
+static void wait_running (int n)
+{
+  pthread_mutex_lock(&lock);
+  while (running < n) pthread_cond_wait(&started, &lock);
+  pthread_mutex_unlock(&lock);
+}
+
+static void *sleeper (void *arg) { (void)arg; announce(); sleep_forever(); return NULL; }
+
+static void *spinner (void *arg)
+{
+  if (arg) announce(); // not when main spins itself
+  for (volatile unsigned long n = 0;; n++) {}
+  return NULL;
+}
 
 static void *early (void *arg)
 {
   (void)arg;
   if (prctl(PR_MCE_KILL, PR_MCE_KILL_SET, PR_MCE_KILL_EARLY, 0, 0) != 0) { perror("prctl"); exit(2); }
-  pthread_mutex_lock(&lock);
   early_tid = tid();
-  pthread_cond_signal(&started);
-  pthread_mutex_unlock(&lock);
+  announce();
   sleep_forever();
   return NULL;
 }
@@ -133,21 +149,21 @@ int main (int argc, char **argv)
     ready("");
     spinner(NULL);
   } else if (!strcmp(mode, "threads")) {
-    pthread_create(&t, NULL, spinner, NULL);
-    pthread_create(&t, NULL, spinner, NULL);
+    pthread_create(&t, NULL, spinner, (void *)1);
+    pthread_create(&t, NULL, spinner, (void *)1);
     pthread_create(&t, NULL, sleeper, NULL);
+    wait_running(3);
     ready(" threads=4");
     sleep_forever();
   } else if (!strcmp(mode, "early")) {
-    pthread_mutex_lock(&lock);
     pthread_create(&t, NULL, early, NULL);
-    while (!early_tid) pthread_cond_wait(&started, &lock);
-    pthread_mutex_unlock(&lock);
+    wait_running(1);
     snprintf(extra, sizeof extra, " early=%d", (int)early_tid);
     ready(extra);
     sleep_forever();
   } else if (!strcmp(mode, "block")) {
-    pthread_create(&t, NULL, sleeper, NULL); // before the mask: it inherits SIGBUS unblocked
+    pthread_create(&t, NULL, sleeper, NULL); // before the mask: it keeps SIGBUS unblocked
+    wait_running(1);
     sigset_t bus;
     sigemptyset(&bus);
     sigaddset(&bus, SIGBUS);
