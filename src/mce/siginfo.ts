@@ -30,6 +30,7 @@ interface Outcome {
 }
 
 export interface Injector {
+  /** `tid` 0: any thread of `tgid` (all seized, a process-directed SIGBUS). */
   inject (tgid: number, tid: number, siCode: number, addr: bigint, timeoutMs: number): Promise<Outcome>
 }
 
@@ -74,11 +75,13 @@ const NOT_SELF = 'not sent: the target is this process'
  *  (early) kill, to the first thread with its own PR_MCE_KILL_EARLY policy (find_early_kill_thread()), else
  *  to the process as for_each_process() finds it, its thread group leader; for action required, to the
  *  thread that touched the page, which a simulation cannot know: the leader again, unless `pid` names a
- *  thread itself. Only that thread stops for the injector: a process-directed kill(2) could be taken by
- *  any thread. Two departures, so that the signal is taken now rather than left pending: a leader that has
- *  exited (pthread_exit) is passed over for the first live thread, and a thread that blocks SIGBUS for the
- *  first live thread that does not (the one kill(2) would wake). When every thread blocks it (often only
- *  for a moment, as glibc's raise() does), the first choice stands and the injector waits for it. */
+ *  thread itself. That one thread is seized and sent SIGBUS by tgkill(2): a process-directed kill(2)
+ *  could be taken by any thread, and only a seized one stops for the injector. Two departures, so that the
+ *  signal is taken now rather than left pending: a leader that has exited (pthread_exit) is passed over
+ *  for the first live thread, and a thread that blocks SIGBUS for the first live thread that does not (the
+ *  one kill(2) would wake). When every thread blocks it (often only for a moment: glibc's raise() does, a
+ *  thread does in its own SIGBUS handler), tid 0: the injector seizes them all and sends a
+ *  process-directed SIGBUS, taken by whichever thread unblocks it first, as kill(2)'s would be. */
 export function chooseThread (pid: number, siCode: number): Target {
   const status = readStatus(pid, pid)
   if (status === null) return { refused: 'no such process' }
@@ -93,8 +96,8 @@ export function chooseThread (pid: number, siCode: number): Target {
   const early = siCode === BUS_MCEERR_AO && tgid === pid ? threads.find(t => isEarlyKillThread(tgid, t.tid)) : undefined
   const first = early ?? threads.find(t => t.tid === pid) ?? threads[0]
   if (first === undefined) return { refused: 'the process has no live thread' }
-  const taker = takesSigbus(first.status!) ? first : threads.find(t => takesSigbus(t.status!)) ?? first
-  return { tgid, tid: taker.tid }
+  const taker = takesSigbus(first.status!) ? first : threads.find(t => takesSigbus(t.status!))
+  return { tgid, tid: taker?.tid ?? 0 }
 }
 
 function takesSigbus (status: Record<string, string>): boolean {

@@ -165,6 +165,17 @@ describe('siginfo: SIGBUS with the kernel\'s si_code, si_addr and si_addr_lsb', 
     expectKernelSiginfo(s, BUS_MCEERR_AO, ADDR, s.tid)
   })
 
+  it('when every thread blocks SIGBUS, delivers to the first that unblocks it', async function () {
+    // The leader blocks it for good, the other thread for 300 ms, as a thread still in its handler would.
+    const t = await startTarget('blockall')
+    const tids = fs.readdirSync(`/proc/${t.pid}/task`).map(Number)
+    expect(tids).to.have.length(2)
+    expectPtrace(await sendMceSigbus(t.pid, BUS_MCEERR_AO, ADDR))
+    const s = await sigbusOf(t)
+    expect(s.tid).to.equal(tids.find(tid => tid !== t.pid))
+    expectKernelSiginfo(s, BUS_MCEERR_AO, ADDR, s.tid)
+  })
+
   it('passes other signals taken meanwhile through with their own siginfo, none lost', async function () {
     // The target keeps a SIGILL pending with every signal blocked most of the time: SIGBUS lands beside
     // it, and SIGILL (a lower synchronous signal) is taken first, at a stop the injector must pass on.

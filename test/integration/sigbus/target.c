@@ -5,6 +5,7 @@
 //   threads  three more threads (two spinning, one sleeping); the leader sleeps
 //   early    one more thread with prctl(PR_MCE_KILL_EARLY), printed as early=TID; the leader sleeps
 //   block    the leader blocks SIGBUS; one more thread does not
+//   blockall the leader blocks SIGBUS; one more thread blocks it too, for 300 ms after "ready"
 //   others   raises SIGILL at itself with all signals blocked for a while, then unblocks, over and over,
 //            so that SIGILL is pending with SIGBUS and dequeued before it; counts SIGILLs lost or altered
 //   vfork S  a vfork child sleeps S seconds: the parent waits for it where no signal is taken
@@ -78,6 +79,26 @@ static void *spinner (void *arg)
 {
   if (arg) announce(); // not when main spins itself
   for (volatile unsigned long n = 0;; n++) {}
+  return NULL;
+}
+
+static void block_sigbus (int how)
+{
+  sigset_t bus;
+  sigemptyset(&bus);
+  sigaddset(&bus, SIGBUS);
+  pthread_sigmask(how, &bus, NULL);
+}
+
+static void *late_unblocker (void *arg)
+{
+  (void)arg;
+  block_sigbus(SIG_BLOCK);
+  announce();
+  struct timespec ts = { 0, 300000000 };
+  nanosleep(&ts, NULL); // counted from before "ready": at most 300 ms after it
+  block_sigbus(SIG_UNBLOCK);
+  sleep_forever();
   return NULL;
 }
 
@@ -164,10 +185,13 @@ int main (int argc, char **argv)
   } else if (!strcmp(mode, "block")) {
     pthread_create(&t, NULL, sleeper, NULL); // before the mask: it keeps SIGBUS unblocked
     wait_running(1);
-    sigset_t bus;
-    sigemptyset(&bus);
-    sigaddset(&bus, SIGBUS);
-    pthread_sigmask(SIG_BLOCK, &bus, NULL);
+    block_sigbus(SIG_BLOCK);
+    ready("");
+    sleep_forever();
+  } else if (!strcmp(mode, "blockall")) {
+    block_sigbus(SIG_BLOCK);
+    pthread_create(&t, NULL, late_unblocker, NULL);
+    wait_running(1);
     ready("");
     sleep_forever();
   } else if (!strcmp(mode, "others")) {
