@@ -42,7 +42,7 @@
 enum outcome {
   DELIVERED, // the target took SIGBUS with the kernel's siginfo
   REFUSED,   // nothing was sent: the caller may send a plain SIGBUS
-  SENT       // a plain SIGBUS (SI_TKILL) was sent and stays with the target: do not send another
+  SENT       // a plain SIGBUS (SI_TKILL or SI_USER) was sent and stays with the target: send no other
 };
 
 static const char *const outcome_names[] = { "delivered", "refused", "sent" };

@@ -165,6 +165,14 @@ describe('siginfo: SIGBUS with the kernel\'s si_code, si_addr and si_addr_lsb', 
     expectKernelSiginfo(s, BUS_MCEERR_AO, ADDR, s.tid)
   })
 
+  it('delivers to a live thread when the leader has exited (pthread_exit)', async function () {
+    const t = await startTarget('noleader')
+    await waitFor(() => processState(t.pid), /^Z$/)
+    const other = fs.readdirSync(`/proc/${t.pid}/task`).map(Number).find(tid => tid !== t.pid)
+    expectPtrace(await sendMceSigbus(t.pid, BUS_MCEERR_AO, ADDR))
+    expectKernelSiginfo(await sigbusOf(t), BUS_MCEERR_AO, ADDR, other!)
+  })
+
   it('when every thread blocks SIGBUS, delivers to the first that unblocks it', async function () {
     // The leader blocks it for good, the other thread for 300 ms, as a thread still in its handler would.
     const t = await startTarget('blockall')

@@ -6,6 +6,7 @@
 //   early    one more thread with prctl(PR_MCE_KILL_EARLY), printed as early=TID; the leader sleeps
 //   block    the leader blocks SIGBUS; one more thread does not
 //   blockall the leader blocks SIGBUS; one more thread blocks it too, for 300 ms after "ready"
+//   noleader one more thread sleeps; the leader calls pthread_exit after "ready" (it stays a zombie)
 //   others   raises SIGILL at itself with all signals blocked for a while, then unblocks, over and over,
 //            so that SIGILL is pending with SIGBUS and dequeued before it; counts SIGILLs lost or altered
 //   vfork S  a vfork child sleeps S seconds: the parent waits for it where no signal is taken
@@ -194,6 +195,11 @@ int main (int argc, char **argv)
     wait_running(1);
     ready("");
     sleep_forever();
+  } else if (!strcmp(mode, "noleader")) {
+    pthread_create(&t, NULL, sleeper, NULL);
+    wait_running(1);
+    ready("");
+    pthread_exit(NULL);
   } else if (!strcmp(mode, "others")) {
     others();
   } else if (!strcmp(mode, "vfork")) {
