@@ -16,6 +16,7 @@ const ADDR = 0x7f3a1c200000n
 
 interface Target {
   pid: number
+  proc: ChildProcess // the shell it runs under, or itself; its stdin is the target's
   ready: Record<string, string>
   output: () => string
 }
@@ -73,9 +74,10 @@ function fields (text: string): Record<string, string> {
 /** Starts the target in `mode`, through a shell unless `direct`: Node reaps its own children's ptrace stops
  *  as exits, so the injector refuses to trace a child of the caller (the daemon's victims never are). */
 async function startTarget (mode: string, args: string[] = [], direct = false): Promise<Target> {
+  // An asynchronous list's stdin is /dev/null unless redirected: the target keeps the shell's.
   const proc = direct
-    ? spawn(bin, [mode, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
-    : spawn('sh', ['-c', '"$@" & wait', 'sh', bin, mode, ...args], { stdio: ['ignore', 'pipe', 'pipe'] })
+    ? spawn(bin, [mode, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
+    : spawn('sh', ['-c', 'exec 3<&0; "$@" <&3 3<&- & wait', 'sh', bin, mode, ...args], { stdio: ['pipe', 'pipe', 'pipe'] })
   children.add(proc)
   proc.on('exit', () => children.delete(proc))
   const output = collect(proc)
@@ -83,7 +85,7 @@ async function startTarget (mode: string, args: string[] = [], direct = false): 
   const ready = fields(m[1])
   const pid = Number(ready.pid)
   pids.add(pid)
-  return { pid, ready, output }
+  return { pid, proc, ready, output }
 }
 
 /** The `nth` SIGBUS the target's handler reported. */
@@ -250,6 +252,19 @@ describe('siginfo: SIGBUS with the kernel\'s si_code, si_addr and si_addr_lsb', 
     expect(fs.readFileSync(`/proc/${t.pid}/status`, 'utf8')).to.match(/^TracerPid:\s*0$/m)
     const s = await sigbusOf(t)
     expect({ code: s.code, pid: s.pid }).to.deep.equal({ code: SI_TKILL, pid: process.pid })
+  })
+
+  it('delivers to a process whose wait only the caller\'s JavaScript thread can end, as a FUSE request', async function () {
+    // The vfork parent waits, taking no signal, for its child, which waits for a byte that only a timer
+    // of this process's event loop writes: as a process faulting on a mapping waits for the daemon.
+    const t = await startTarget('vfork', ['stdin'])
+    const child = await waitFor(t.output, /^vforked pid=(\d+)$/m)
+    pids.add(Number(child[1]))
+    const started = Date.now()
+    setTimeout(() => t.proc.stdin!.write('x'), 300)
+    expectPtrace(await sendMceSigbus(t.pid, BUS_MCEERR_AR, ADDR))
+    expect(Date.now() - started).to.be.at.least(290)
+    expectKernelSiginfo(await sigbusOf(t), BUS_MCEERR_AR, ADDR, t.pid)
   })
 
   it('falls back to kill(2) when the injector is not built, saying so', async function () {

@@ -9,7 +9,8 @@
 //   noleader one more thread sleeps; the leader calls pthread_exit after "ready" (it stays a zombie)
 //   others   raises SIGILL at itself with all signals blocked for a while, then unblocks, over and over,
 //            so that SIGILL is pending with SIGBUS and dequeued before it; counts SIGILLs lost or altered
-//   vfork S  a vfork child sleeps S seconds: the parent waits for it where no signal is taken
+//   vfork S  a vfork child sleeps S seconds (S "stdin": until a byte comes on stdin): the parent waits
+//            for it where no signal is taken
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -203,13 +204,14 @@ int main (int argc, char **argv)
   } else if (!strcmp(mode, "others")) {
     others();
   } else if (!strcmp(mode, "vfork")) {
-    unsigned secs = argc > 2 ? (unsigned)atoi(argv[2]) : 2;
+    const char *wait = argc > 2 ? argv[2] : "2";
     ready("");
     if (vfork() == 0) {
       char line[64];
       int n = snprintf(line, sizeof line, "vforked pid=%d\n", (int)getpid());
       write(1, line, n);
-      sleep(secs);
+      if (!strcmp(wait, "stdin")) read(0, line, 1);
+      else sleep((unsigned)atoi(wait));
       _exit(0);
     }
     sleep_forever();
