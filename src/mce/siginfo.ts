@@ -20,7 +20,8 @@ export const BUS_MCEERR_AO = 5
 const SIGBUS = 7
 
 /** How long the injector waits for the target to take the signal before it lets go (a process blocked in
- *  an uninterruptible wait, e.g. a vfork parent). The signal then stays pending as a plain SIGBUS. */
+ *  an uninterruptible wait, e.g. a vfork parent). The signal then stays pending as a plain SIGBUS, and no
+ *  kill(2) follows: the process would take two. */
 export const STOP_TIMEOUT_MS = 2000
 
 /** What the addon's inject() settles with (native/siginfo/siginfo.c). */
@@ -35,8 +36,9 @@ export interface Injector {
 }
 
 /** Sends SIGBUS to process `pid` as the kernel's kill_proc() would: `siCode` BUS_MCEERR_AO or
- *  BUS_MCEERR_AR, `addr` the poisoned page's virtual address in it. Never throws for a process that is
- *  gone or cannot be traced: the result says what happened. */
+ *  BUS_MCEERR_AR, `addr` the poisoned page's virtual address in it. `pid` may name one thread instead.
+ *  For a process that is gone or cannot be traced the result says what happened; it rejects (RangeError)
+ *  only for a pid, code or address the kernel would never build. */
 export function sendMceSigbus (pid: number, siCode: number, addr: bigint): Promise<SigbusResult> {
   return deliverSigbus(loadInjector(), pid, siCode, addr, STOP_TIMEOUT_MS)
 }
