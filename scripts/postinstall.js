@@ -7,7 +7,11 @@
 //    path, and link that library under its SONAME into `.lib/`, which bin/dmemfs then puts on
 //    LD_LIBRARY_PATH. One line says so; fuse-native's old behaviour (millisecond times, no caller
 //    identity, no per-file direct_io) remains.
-// 3. Compile the TypeScript so `npm start` and the `dmemfs` bin run without ts-node.
+// 3. Build the siginfo injector (native/siginfo, an N-API addon of ours; its binding.gyp sits in that
+//    subfolder because npm would take a binding.gyp at the package root for an install script of its own):
+//    it gives a memory-failure SIGBUS the kernel's si_code and si_addr by ptrace. Without a compiler one
+//    line says so, and such signals are sent by kill(2), as plain SIGBUS (SI_USER).
+// 4. Compile the TypeScript so `npm start` and the `dmemfs` bin run without ts-node.
 'use strict'
 const fs = require('fs')
 const path = require('path')
@@ -16,8 +20,7 @@ const { execFileSync } = require('child_process')
 const root = path.resolve(__dirname, '..')
 const fallbackLibDir = path.join(root, '.lib')
 
-function rebuildFuseNative () {
-  const dir = path.dirname(require.resolve('fuse-native/package.json'))
+function nodeGypRebuild (dir) {
   const npmDir = process.env.npm_execpath ? path.resolve(path.dirname(process.env.npm_execpath), '..') : '/usr/lib/node_modules/npm'
   let gyp
   try {
@@ -34,6 +37,10 @@ function rebuildFuseNative () {
     fs.rmSync(path.join(dir, 'build'), { recursive: true, force: true })
     return String(err.stderr || err.message).trim().split('\n').pop()
   }
+}
+
+function rebuildFuseNative () {
+  return nodeGypRebuild(path.dirname(require.resolve('fuse-native/package.json')))
 }
 
 function linkFallbackLibfuse () {
@@ -58,6 +65,10 @@ const failure = rebuildFuseNative()
 if (failure) {
   console.error(`dmemfs: could not rebuild fuse-native (${failure}); using its prebuilt binding, without the fixes in patches/`)
   linkFallbackLibfuse()
+}
+const noInjector = nodeGypRebuild(path.join(root, 'native', 'siginfo'))
+if (noInjector) {
+  console.error(`dmemfs: could not build the siginfo injector (${noInjector}); memory-failure signals will be plain SIGBUS sent by kill(2)`)
 }
 build()
 fs.mkdirSync(path.join(root, 'mount'), { recursive: true })

@@ -14,6 +14,7 @@ import { DmemPool } from '../pool/pool'
 import { MceEnvironment } from '../mce/memory-failure'
 import { findHolders, invocationOf, mountIdentity, openerFamily, MountIdentity, processOfThread, sysctlEarlyKill, threadFlags } from '../mce/procfs'
 import { revokeFile } from '../mce/revoke'
+import { nothingSent, sendMceSigbus } from '../mce/siginfo'
 import { FuseAdapter } from './operations'
 
 export const FSTYPE = 'fuse.dmemfs'
@@ -118,9 +119,12 @@ function procEnvironment (mnt: string, log: (line: string) => void): MceEnvironm
     invocationOf,
     threadFlags,
     sysctlEarlyKill,
-    sendSigbus: async pid => {
-      process.kill(pid, 'SIGBUS')
-      return { way: 'kill' }
+    // The kernel's siginfo by ptrace where it can be done, else kill(2); a result that says nothing left
+    // is a failure for the report (the process had gone).
+    sendSigbus: async (pid, siCode, addr) => {
+      const result = await sendMceSigbus(pid, siCode, addr)
+      if (nothingSent(result)) throw Object.assign(new Error(result.error), { code: result.error })
+      return result
     },
     revoke: target => revokeFile(mnt, target),
     log,

@@ -16,6 +16,8 @@ const PAGE = 4096
 const EIO = 5
 const BUS_ADRERR = 2
 const SI_USER = 0
+const BUS_MCEERR_AR = 4
+const BUS_MCEERR_AO = 5
 
 interface JsonProcess {
   pid: number
@@ -23,9 +25,11 @@ interface JsonProcess {
   collected: boolean
   signal: string | null
   si_code: string | null
+  si_addr_lsb: number | null
   vaddr: string | null
   sent: boolean | null
   way: string | null
+  send_error?: string
   reason: string
   on_touch: { seed: string, simulated: string } | null
 }
@@ -98,9 +102,11 @@ class Probe {
 
 const probes = new Set<ChildProcess>()
 
-function sigbus (code: number, addr: number): string {
-  return `sigbus code=${code} addr=0x${addr.toString(16)} lsb=0`
+function sigbus (code: number, addr: number, lsb = 0): string {
+  return `sigbus code=${code} addr=0x${addr.toString(16)} lsb=${lsb}`
 }
+
+let tracerBin = ''
 
 describe('memory failure: revocation and the kernel\'s victims', function () {
   this.timeout(60000)
@@ -112,6 +118,11 @@ describe('memory failure: revocation and the kernel\'s victims', function () {
     const cc = spawnSync('cc', ['-O1', '-Wall', '-o', probeBin, path.join(ROOT, 'test', 'integration', 'sigbus-probe.c')],
       { encoding: 'utf8' })
     if (cc.status !== 0) throw new Error(`cc failed: ${cc.stderr}`)
+    // Another tracer, as strace or a debugger would be (the siginfo tests' own).
+    tracerBin = path.join(dir, 'tracer')
+    const ct = spawnSync('cc', ['-O1', '-o', tracerBin, path.join(ROOT, 'test', 'integration', 'sigbus', 'tracer.c')],
+      { encoding: 'utf8' })
+    if (ct.status !== 0) throw new Error(`cc failed: ${ct.stderr}`)
   })
 
   beforeEach(async function () {
@@ -185,7 +196,7 @@ describe('memory failure: revocation and the kernel\'s victims', function () {
     await probe.stop()
   })
 
-  it('must_kill deliver: the mapper gets SIGBUS (by kill: SI_USER, as the report says); a descriptor holder and the calling shell are listed, alive, not signalled; npx and the CLI are not listed', async function () {
+  it('must_kill deliver: the mapper\'s handler sees the report\'s si_code, si_addr and si_addr_lsb (ptrace); a descriptor holder and the calling shell are listed, alive, not signalled; npx and the CLI are not listed', async function () {
     const probe = await Probe.start(m.path('data'), 0, 1 << 20)
     const reader = await startHolder(m.mnt, OPEN_SCRIPT('data'))
     const pfn = pfnAt(m.path('data'), 3 * PAGE)
@@ -216,17 +227,44 @@ echo "shell=$$ cli=$cli status=$?"`
     expect(o).to.include({ collected: false, signal: null, sent: null })
 
     const p = report.processes.find(x => x.pid === probe.proc.pid)!
-    expect(p).to.include({ collected: true, signal: 'SIGBUS', si_code: 'BUS_MCEERR_AO', sent: true, way: 'kill' })
+    expect(p).to.include({ collected: true, signal: 'SIGBUS', si_code: 'BUS_MCEERR_AO', sent: true, way: 'ptrace' })
     expect(parseInt(p.vaddr!, 16)).to.equal(probe.addr + 3 * PAGE)
-    expect(report.note).to.match(/SI_USER/)
-    // kill(2) cannot carry si_code or si_addr: the handler sees a plain SIGBUS.
+    expect(report.note ?? '').to.not.match(/SI_USER/)
+    // The kernel's siginfo, exactly as the report gives it.
     await probe.waitFor(/^sigbus /m)
-    expect(probe.sigbusLines()).to.have.length(1)
-    expect(probe.sigbusLines()[0]).to.match(new RegExp(`^sigbus code=${SI_USER} `))
+    expect(probe.sigbusLines()).to.deep.equal([sigbus(BUS_MCEERR_AO, parseInt(p.vaddr!, 16), p.si_addr_lsb!)])
+    expect(p.si_addr_lsb).to.equal(12)
     // Everyone lives on: the probe handled its signal, the reader and the shell got none.
     expect(await probe.ask('touch 0')).to.match(/touched 0/)
     expect(reader.proc.exitCode).to.equal(null)
     expect(reader.proc.signalCode).to.equal(null)
+    await probe.stop()
+  })
+
+  it('action_required: the handler sees BUS_MCEERR_AR at the report\'s address', async function () {
+    const probe = await Probe.start(m.path('data'), 0, 1 << 20)
+    const report = mce(m, pfnAt(m.path('data'), 5 * PAGE), '--must-kill', '--action-required', '--deliver')
+    const p = report.processes.find(x => x.pid === probe.proc.pid)!
+    expect(p).to.include({ collected: true, si_code: 'BUS_MCEERR_AR', sent: true, way: 'ptrace' })
+    await probe.waitFor(/^sigbus /m)
+    expect(probe.sigbusLines()).to.deep.equal([sigbus(BUS_MCEERR_AR, probe.addr + 5 * PAGE, 12)])
+    await probe.stop()
+  })
+
+  it('a mapper another tracer holds gets a plain SIGBUS by kill(2) (SI_USER), and the report says so and why', async function () {
+    const probe = await Probe.start(m.path('data'), 0, 1 << 20)
+    const tracer = spawn(tracerBin, [String(probe.proc.pid)], { stdio: ['ignore', 'pipe', 'inherit'] })
+    probes.add(tracer)
+    tracer.on('exit', () => probes.delete(tracer))
+    await new Promise<void>(resolve => tracer.stdout!.on('data', (d: Buffer) => { if (d.toString().includes('traced')) resolve() }))
+    const report = mce(m, pfnAt(m.path('data'), 2 * PAGE), '--must-kill', '--deliver')
+    const p = report.processes.find(x => x.pid === probe.proc.pid)!
+    expect(p).to.include({ collected: true, si_code: 'BUS_MCEERR_AO', sent: true, way: 'kill' })
+    expect(p.send_error).to.match(/already traced/)
+    expect(report.note).to.match(/SI_USER/)
+    await probe.waitFor(/^sigbus /m)
+    expect(probe.sigbusLines()[0]).to.match(new RegExp(`^sigbus code=${SI_USER} `))
+    expect(m.ok('cat .dmem/mce')).to.match(/sent way kill \(.*already traced.*\)/)
     await probe.stop()
   })
 
