@@ -5,9 +5,10 @@
 // SIGBUS (under TCG its handler re-raises it). Assets: scripts/vm-assets.sh, from Debian's packages.
 
 import { expect } from 'chai'
+import { spawnSync } from 'child_process'
 import * as fs from 'fs'
 import * as path from 'path'
-import { DmemfsMount, stopAll } from '../integration/harness'
+import { DmemfsMount, isMounted, ROOT, stopAll, tempDir } from '../integration/harness'
 import { pfnRuns } from '../integration/children'
 import { describeExit, fetchVmAssets, Guest, GUEST_MIB, mappingOf, MARKER, startGuest, VmAssets } from '../../bench/vm'
 
@@ -130,5 +131,25 @@ describe('a virtual machine\'s memory on dmemfs (QEMU, TCG)', function () {
 
     process.stdout.write(`      guest booted to its marker in ${(bootMs / 1000).toFixed(1)} s, ${frames / 512} dpages of 2M; ` +
       `pfn 0x${pfn.toString(16)} = guest physical 0x${gpa.toString(16)} = QEMU vaddr 0x${vaddr.toString(16)}; QEMU ${describeExit(end!)}\n`)
+  })
+  it('npm run bench -- --quick --only vm: one boot on each mount, the table with the ratio, JSON, nothing left behind', function () {
+    const out = path.join(tempDir(), 'result.json')
+    const r = spawnSync(process.execPath, [path.join(ROOT, 'dist', 'bench', 'bench.js'), '--quick', '--only', 'vm', '--out', out], {
+      cwd: ROOT, encoding: 'utf8', timeout: 2 * BOOT_TIMEOUT_MS, env: { ...process.env, LD_LIBRARY_PATH: undefined }
+    })
+    const workDir = /work directory (\S+)/.exec(r.stderr)?.[1] ?? ''
+    expect(workDir, r.stderr).to.match(/dmemfs-bench-/)
+    expect(r.status, `bench exited ${r.status} (${r.signal ?? ''}):\n${r.stderr}`).to.equal(0)
+    expect(r.stdout).to.match(/^\| guest boot to user space .* \| s \| [\d.]+ \| [\d.]+ \| [\d.]+ \|$/m)
+    const vm = (JSON.parse(fs.readFileSync(out, 'utf8')) as { vm: { dmemfs: number[], tmpfs: number[] } | null }).vm
+    expect(vm, r.stderr).to.not.equal(null)
+    for (const xs of [vm!.dmemfs, vm!.tmpfs]) {
+      expect(xs).to.have.length(1)
+      expect(xs[0]).to.be.above(0).and.below(BOOT_TIMEOUT_MS / 1000)
+    }
+    expect(fs.readFileSync('/proc/self/mountinfo', 'utf8')).to.not.include(workDir)
+    expect(isMounted(workDir)).to.equal(false)
+    expect(spawnSync('pgrep', ['-f', workDir]).status, 'a process of the run is left').to.equal(1)
+    process.stdout.write(`      boot to the marker: dmemfs ${vm!.dmemfs[0].toFixed(1)} s, tmpfs ${vm!.tmpfs[0].toFixed(1)} s\n`)
   })
 })
