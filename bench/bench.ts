@@ -336,7 +336,7 @@ async function measureVm (reps: number): Promise<VmFigure | null> {
     progress(`vm: skipped: ${assets}`)
     return null
   }
-  const dmemfs = await mount('dmemfs', `pagesize=2M`, 'vm-dmemfs')
+  const dmemfs = await mount('dmemfs', 'pagesize=2M', 'vm-dmemfs')
   const tmpfs = await mount('tmpfs', '', 'vm-tmpfs')
   try {
     return await measureBoot(assets, { dmemfs: dmemfs.mnt, tmpfs: tmpfs.mnt }, reps, progress)
