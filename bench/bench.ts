@@ -3,10 +3,13 @@
 // each figure measured on every system in turn (the order rotating from one repetition to the next).
 // Prints Markdown tables with medians, min–max, ratios and the issue's targets, and writes the raw samples
 // as JSON to bench-results/. `--quick` is a smoke run of a few seconds; `--reps N` repeats every compared
-// figure and the pool figures N times (default 7 and 5: single runs on a small VM vary by tens of per cent,
-// now and then by half);
+// figure, the pool figures and the guest boots N times (default 7, 5 and 5: single runs on a small VM vary
+// by tens of per cent, now and then by half);
 // `--nouser-xattr` runs dmemfs with -o nouser_xattr and tuned without xattrs (what xattrs cost);
-// `--only seq,files,cp,tar,mce,pool,core` runs only those phases; `--out FILE` names the JSON file.
+// `--only seq,files,cp,tar,mce,pool,core,vm` runs only those phases; `--out FILE` names the JSON file.
+// `vm` boots a QEMU guest with its RAM on dmemfs and on tmpfs (bench/vm.ts); it needs the assets of
+// scripts/vm-assets.sh in .cache/vm/ and is skipped, in one line, without them; a --quick run leaves it out
+// unless --only names it.
 
 import { ChildProcess, spawn, spawnSync } from 'child_process'
 import * as crypto from 'crypto'
@@ -14,6 +17,7 @@ import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
 import { CoreFigure, measureCore } from './core'
+import { measureBoot, renderVm, VmFigure, vmAssets } from './vm'
 import { Figure, render, renderCore, SYSTEMS, targets, toJson } from './report'
 import { mount, ROOT, run, startIdle, stopIdle, System, SystemName, teardownSync, unmount, work } from './systems'
 
@@ -32,15 +36,16 @@ interface Config {
   poolReps: number
   coreMiB: number // the file of the in-process core figures
   coreCalls: number
+  vmReps: number // guest boots on each mount
 }
 
 const FULL: Config = {
   reps: 7, seqMiB: 256, fioSeconds: 5, files: 5000, treeFiles: 3000, idle: 1000, mceSamples: 15,
-  mceMapMiB: 1024, mceMapSamples: 5, pool: '64G', poolWriteMiB: 1024, poolReps: 5, coreMiB: 256, coreCalls: 200000
+  mceMapMiB: 1024, mceMapSamples: 5, pool: '64G', poolWriteMiB: 1024, poolReps: 5, coreMiB: 256, coreCalls: 200000, vmReps: 5
 }
 const QUICK: Config = {
   reps: 1, seqMiB: 8, fioSeconds: 0.3, files: 200, treeFiles: 100, idle: 20, mceSamples: 3,
-  mceMapMiB: 16, mceMapSamples: 2, pool: '256M', poolWriteMiB: 16, poolReps: 1, coreMiB: 16, coreCalls: 5000
+  mceMapMiB: 16, mceMapSamples: 2, pool: '256M', poolWriteMiB: 16, poolReps: 1, coreMiB: 16, coreCalls: 5000, vmReps: 1
 }
 
 // One process creates, writes and closes every file, then unlinks them all: the filesystem's rate, not
@@ -408,6 +413,24 @@ class Mapper {
   }
 }
 
+/** Guest boot time with RAM on dmemfs (2M dpages) and on tmpfs, or null with one line if the VM assets
+ *  are not there. */
+async function measureVm (reps: number): Promise<VmFigure | null> {
+  const assets = vmAssets()
+  if (typeof assets === 'string') {
+    progress(`vm: skipped: ${assets}`)
+    return null
+  }
+  const dmemfs = await mount('dmemfs', 'pagesize=2M', 'vm-dmemfs')
+  const tmpfs = await mount('tmpfs', '', 'vm-tmpfs')
+  try {
+    return await measureBoot(assets, { dmemfs: dmemfs.mnt, tmpfs: tmpfs.mnt }, reps, progress)
+  } finally {
+    await unmount(dmemfs)
+    await unmount(tmpfs)
+  }
+}
+
 interface Args {
   quick: boolean
   out: string | null
@@ -417,7 +440,7 @@ interface Args {
 }
 
 // The phases --only can pick, each a group of figures measured together.
-const PHASES = ['seq', 'files', 'cp', 'tar', 'mce', 'pool', 'core'] as const
+const PHASES = ['seq', 'files', 'cp', 'tar', 'mce', 'pool', 'core', 'vm'] as const
 type Phase = typeof PHASES[number]
 
 function parseArgs (argv: string[]): Args {
@@ -445,7 +468,7 @@ function parseArgs (argv: string[]): Args {
 async function main (): Promise<void> {
   const args = parseArgs(process.argv.slice(2))
   const cfg = { ...(args.quick ? QUICK : FULL) }
-  if (args.reps) cfg.reps = cfg.poolReps = args.reps
+  if (args.reps) cfg.reps = cfg.poolReps = cfg.vmReps = args.reps
   // Whatever happens, every daemon, mount and idle process goes; SIGINT/SIGTERM end the run.
   process.on('exit', teardownSync)
   for (const [sig, code] of [['SIGINT', 130], ['SIGTERM', 143]] as const) {
@@ -466,6 +489,7 @@ async function main (): Promise<void> {
   const bench = new Bench(cfg, tree, tarball, xattrOption, args.only)
   const systems: System[] = []
   let core: CoreFigure[] = []
+  let vm: VmFigure | null = null
   try {
     for (const name of SYSTEMS) systems.push(await mount(name, name === 'dmemfs' || name === 'tuned' ? xattrOption : ''))
     for (let rep = 0; rep < cfg.reps; rep++) {
@@ -479,6 +503,8 @@ async function main (): Promise<void> {
       core = measureCore(cfg.coreMiB, cfg.coreCalls)
     }
     for (let rep = 0; rep < cfg.poolReps && bench.runs('pool'); rep++) await bench.pool(rep)
+    // A quick run is a smoke run of seconds: guest boots (tens of seconds each) only when asked for.
+    if (args.quick ? args.only?.has('vm') : bench.runs('vm')) vm = await measureVm(cfg.vmReps)
   } finally {
     for (const sys of systems) await unmount(sys)
     await unmount(data)
@@ -498,7 +524,7 @@ async function main (): Promise<void> {
   }
   const out = args.out ?? path.join(ROOT, 'bench-results', `${started.toISOString().replace(/[:.]/g, '-')}.json`)
   fs.mkdirSync(path.dirname(out), { recursive: true })
-  fs.writeFileSync(out, JSON.stringify({ ...(toJson(figs, ts, meta) as object), core }, null, 2) + '\n')
+  fs.writeFileSync(out, JSON.stringify({ ...(toJson(figs, ts, meta) as object), core, vm }, null, 2) + '\n')
 
   const passed = ts.filter(t => t.pass).length
   process.stdout.write([
@@ -506,7 +532,7 @@ async function main (): Promise<void> {
       (args.noUserXattr ? ', dmemfs -o nouser_xattr and tuned without xattrs' : '') +
       (args.quick ? ' (quick smoke run: sizes too small for the targets to mean anything)' : ''),
     '',
-    ...[render(figs, ts), core.length ? renderCore(core) : ''].filter(part => part).join('\n\n').split('\n'),
+    ...[render(figs, ts), core.length ? renderCore(core) : '', vm ? renderVm(vm) : ''].filter(part => part).join('\n\n').split('\n'),
     '',
     `targets: ${passed} of ${ts.length} pass`,
     `results: ${out.startsWith(process.cwd() + path.sep) ? path.relative(process.cwd(), out) : out}`,

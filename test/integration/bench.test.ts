@@ -119,6 +119,21 @@ describe('npm run bench -- --quick', function () {
     expect(report.nouserXattr).to.equal(true)
   })
 
+  it('--only vm without the VM assets: says so in one line and skips the phase', function () {
+    const out = path.join(tempDir(), 'result.json')
+    const r = spawnSync(process.execPath, [BENCH, '--quick', '--only', 'vm', '--out', out], {
+      cwd: ROOT, encoding: 'utf8', timeout: 60000, env: { ...process.env, LD_LIBRARY_PATH: undefined, DMEMFS_VM_CACHE: tempDir() }
+    })
+    workDir = /work directory (\S+)/.exec(r.stderr)?.[1] ?? workDir
+    expect(r.status, `bench exited ${r.status} (${r.signal ?? ''}):\n${r.stderr}`).to.equal(0)
+    const said = r.stderr.split('\n').filter(l => l.includes('vm:'))
+    expect(said).to.have.length(1)
+    expect(said[0]).to.match(/^bench: vm: skipped: .*no VM assets in .*scripts\/vm-assets\.sh/)
+    const report = JSON.parse(fs.readFileSync(out, 'utf8')) as Report & { vm: unknown }
+    expect(report.vm).to.equal(null)
+    expect(Object.keys(report.figures)).to.deep.equal([])
+  })
+
   it('refuses an unknown phase with its usage line', function () {
     const r = spawnSync(process.execPath, [BENCH, '--only', 'nope'], { cwd: ROOT, encoding: 'utf8', timeout: 10000 })
     expect(r.status).to.equal(2)
