@@ -1,8 +1,10 @@
 // dmemfs mount: mount and serve in the foreground.
 
-import { describePool, mountDmemfs, serveUntilUnmounted } from '../fuse/mount'
+import { textBytes } from '../fs/name'
+import { fdLog, releaseTerminals, STDERR_FD, STDOUT_FD } from '../fuse/daemon-log'
+import { DaemonLifecycle, describePool, mountDmemfs } from '../fuse/mount'
 import { MOUNT_OPTIONS, MountOptionDef, parseMountOptions } from '../options'
-import { Command, hanging, Parsed, print, printBytes, UsageError } from './common'
+import { Command, hanging, Parsed, UsageError } from './common'
 
 /** A mount option's meaning as plain text: the README's `code` spans without their backticks. */
 function plainMeaning (o: MountOptionDef): string {
@@ -23,19 +25,25 @@ export const mount: Command = {
   args: 'MOUNTPOINT',
   summary: 'mount dmemfs and serve it in the foreground (Ctrl-C unmounts)',
   flags: [{ name: 'options', short: 'o', value: 'OPTIONS', multiple: true, help: 'mount options, comma-separated; -o may be repeated' }],
-  details: 'Mounts dmemfs on an existing empty directory and serves it in the foreground until SIGINT or\n' +
-    'SIGTERM, or until it is unmounted.',
+  details: 'Mounts dmemfs on an existing empty directory and serves it in the foreground until SIGINT,\n' +
+    'SIGTERM or SIGHUP (each unmounts first), or until it is unmounted.',
   epilogue: mountOptionsHelp(),
   async run (parsed: Parsed): Promise<number> {
     if (parsed.positionals.length !== 1) throw new UsageError('mount needs exactly one MOUNTPOINT')
     const opts = parseMountOptions(parsed.values.get('options') ?? [])
     if (!opts.ok) throw new UsageError(opts.error)
-    // The daemon's log lines are byte strings: a file's name in them goes out exactly.
-    const mounted = await mountDmemfs(parsed.positionals[0], opts.value, printBytes)
-    // Signal handlers first: whoever reads the next line may send SIGINT at once.
-    const served = serveUntilUnmounted(mounted, printBytes)
-    print(`dmemfs: mounted ${mounted.mountpoint} (${describePool(mounted.sb.pool.layout)})`)
-    await served
-    return 0
+    // From here on the daemon writes only through these, byte strings (a file's name in a line goes out
+    // exactly): losing its terminal or its reader must not end it.
+    const log = fdLog(STDOUT_FD)
+    const errLog = fdLog(STDERR_FD)
+    // Before mounting: a signal or a fatal error at any moment after the mount is up must unmount it.
+    const lifecycle = new DaemonLifecycle(log, errLog)
+    const mounted = await mountDmemfs(parsed.positionals[0], opts.value, log)
+    const served = lifecycle.serve(mounted)
+    log(textBytes(`dmemfs: mounted ${mounted.mountpoint} (${describePool(mounted.sb.pool.layout)})`))
+    // Exits here, not through main(): flushing process.stdout could fail on a lost reader or terminal.
+    const code = await served
+    releaseTerminals()
+    process.exit(code)
   }
 }

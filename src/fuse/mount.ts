@@ -1,5 +1,6 @@
 // Mounting and unmounting: checks on the mount point, stale-mount cleanup, the fuse-native session, and
-// a clean unmount on SIGINT/SIGTERM or when someone unmounts from outside.
+// the daemon's life: a clean unmount on SIGINT/SIGTERM/SIGHUP, on a fatal error, or when someone unmounts
+// from outside.
 
 import { ChildProcess, execFileSync, spawn } from 'child_process'
 import * as fs from 'fs'
@@ -15,11 +16,14 @@ import { MceEnvironment } from '../mce/memory-failure'
 import { findHolders, invocationOf, mountIdentity, openerFamily, MountIdentity, processOfThread, sysctlEarlyKill, threadFlags } from '../mce/procfs'
 import { revokeFile } from '../mce/revoke'
 import { nothingSent, sendMceSigbus } from '../mce/siginfo'
+import { Log, releaseTerminals } from './daemon-log'
 import { FuseAdapter } from './operations'
 
 export const FSTYPE = 'fuse.dmemfs'
 const ENOTCONN = 'ENOTCONN'
 const UNMOUNT_POLL_MS = 1000
+const FATAL_POLL_MS = 10
+const FATAL_UNMOUNT_TIMEOUT_MS = 5000
 
 export class MountError extends Error {}
 
@@ -89,26 +93,85 @@ export function describePool (layout: PoolLayout): string {
 
 /** A daemon with a large pool cannot start processes: the kernel refuses to duplicate its many GiB of
  *  private writable mappings, and spawn fails with ENOMEM. So the child that will unmount is started
- *  before the pool exists and waits on its stdin; a daemon that dies closes that pipe and it just exits. */
+ *  before the pool exists and waits on its stdin for one word: `go` unmounts, `done` (the mount is gone
+ *  already, or never came) ends it quietly. End of file without a word means the daemon died in a way it
+ *  could not handle (SIGKILL, V8 out of memory): it unmounts then too, so even that leaves no dead mount.
+ *  It ignores the signals that stop the daemon: Ctrl-C and a terminal's hangup reach the whole group. */
 function startUnmounter (mnt: string): ChildProcess {
-  // It ignores the signals that stop the daemon: Ctrl-C reaches the whole foreground process group.
-  const script = 'trap "" INT TERM HUP; read go && exec umount -l "$0"'
+  const script = [
+    'trap "" INT TERM HUP',
+    'read word',
+    'case "$word" in go) exec umount -l "$0";; done) exit 0;; esac',
+    'exec umount -l "$0" 2>/dev/null'
+  ].join('\n')
   const child = spawn('sh', ['-c', script, mnt], { stdio: ['pipe', 'ignore', 'inherit'] })
   child.stdin!.on('error', () => {}) // a write after the child died must not kill the daemon
   return child
 }
 
+/** Sends the unmounter its word. The pipe is empty, so the bytes reach it during this call (Node tries a
+ *  pipe write at once before queuing it): a fatal path that cannot return to the event loop relies on it. */
+function tellUnmounter (child: ChildProcess, word: 'go' | 'done'): void {
+  if (child.exitCode !== null || child.signalCode !== null || child.stdin!.destroyed) return
+  child.stdin!.end(word + '\n')
+}
+
 function runUnmounter (child: ChildProcess): Promise<void> {
   return new Promise(resolve => {
-    if (child.exitCode !== null) return resolve()
+    if (child.exitCode !== null || child.signalCode !== null) return resolve()
     child.on('exit', () => resolve())
-    child.stdin!.end('go\n')
+    tellUnmounter(child, 'go')
   })
+}
+
+const FUSE_DEVICE = '/dev/fuse'
+
+/** The descriptor of this daemon's FUSE connection (it serves one mount, so it holds one). */
+function fuseDeviceFd (): number | null {
+  for (const entry of fs.readdirSync('/proc/self/fd')) {
+    if (readlinkOrNull(`/proc/self/fd/${entry}`) === FUSE_DEVICE) return Number(entry)
+  }
+  return null
+}
+
+function readlinkOrNull (link: string): string | null {
+  try {
+    return fs.readlinkSync(link)
+  } catch {
+    return null
+  }
+}
+
+/** Whether this daemon's own mount is still there. Not by the mount point alone: someone may unmount it
+ *  and mount another dmemfs there (the kernel even reuses the mount ID). When the kernel ends our
+ *  connection, libfuse's loop returns and closes the FUSE descriptor, so that tells ours apart. */
+function isMountLive (mnt: string, fuseFd: number | null): boolean {
+  if (findMount(mnt)?.fstype !== FSTYPE) return false
+  return fuseFd === null || readlinkOrNull(`/proc/self/fd/${fuseFd}`) === FUSE_DEVICE
+}
+
+const sleepCell = new Int32Array(new SharedArrayBuffer(4))
+
+/** Blocks the whole thread: for a fatal path that must not return to the event loop. */
+function sleepSync (ms: number): void {
+  Atomics.wait(sleepCell, 0, 0, ms)
+}
+
+/** Unmounts without returning to the event loop and waits until the mount is gone from this namespace
+ *  (umount -l detaches it at once). False if it is still there after `timeoutMs`. */
+function unmountSync (child: ChildProcess, mnt: string, fuseFd: number | null, timeoutMs: number): boolean {
+  tellUnmounter(child, 'go')
+  const deadline = Date.now() + timeoutMs
+  while (isMountLive(mnt, fuseFd)) {
+    if (Date.now() > deadline) return false
+    sleepSync(FATAL_POLL_MS)
+  }
+  return true
 }
 
 /** The memory-failure path's view of the system: processes through /proc, signals through kill(2) (a
  *  plain SIGBUS: kill cannot set si_code or si_addr), revocation by an open through the mount. */
-function procEnvironment (mnt: string, log: (line: string) => void): MceEnvironment {
+function procEnvironment (mnt: string, log: Log): MceEnvironment {
   let identity: MountIdentity | null = null
   return {
     findHolders (ino, openers) {
@@ -146,7 +209,7 @@ function readPoisonFile (file: string, layout: PoolLayout): number[] {
 }
 
 /** Rewritten whole on every change (it is small), through a rename so a crash never leaves half a file. */
-function writePoisonFile (file: string, pool: DmemPool, log: (line: string) => void): void {
+function writePoisonFile (file: string, pool: DmemPool, log: Log): void {
   try {
     fs.mkdirSync(path.dirname(file), { recursive: true })
     fs.writeFileSync(file + '.tmp', renderPoisonFile(pool))
@@ -175,13 +238,19 @@ export const FUSE_OPTIONS = {
 export interface MountedFs {
   mountpoint: string
   sb: Superblock
+  /** Whether this mount is still there (not another one on the same point). */
+  isMounted (): boolean
   unmount (): Promise<void>
+  /** For a fatal path: unmounts before returning; false if the mount is still there. */
+  unmountSync (): boolean
+  /** The mount went away from outside: the unmounter is not needed. */
+  release (): void
 }
 
 /** Builds the pool and the filesystem and mounts them; resolves once the kernel has sent INIT. `log` takes
  *  byte strings (one char per byte; see fs/name.ts): names in its lines are exact. */
 export async function mountDmemfs (
-  mountpoint: string, opts: MountOptions, log: (line: string) => void
+  mountpoint: string, opts: MountOptions, log: Log
 ): Promise<MountedFs> {
   const mnt = path.resolve(mountpoint)
   const layout = layoutPool(opts.dmem, opts.nodes, opts.dpageShift)
@@ -227,32 +296,103 @@ export async function mountDmemfs (
       fuse!.mount(err => err ? reject(new MountError(`cannot mount ${mnt}: ${err.message}`)) : resolve())
     })
   } catch (err) {
-    unmounter.kill()
+    tellUnmounter(unmounter, 'done')
     throw err
   }
+  const fuseFd = fuseDeviceFd()
   // fuse-native's own unmount() runs fusermount, which needs a fork this process may not get.
-  return { mountpoint: mnt, sb, unmount: () => runUnmounter(unmounter) }
+  return {
+    mountpoint: mnt,
+    sb,
+    isMounted: () => isMountLive(mnt, fuseFd),
+    unmount: () => runUnmounter(unmounter),
+    unmountSync: () => unmountSync(unmounter, mnt, fuseFd, FATAL_UNMOUNT_TIMEOUT_MS),
+    release: () => tellUnmounter(unmounter, 'done')
+  }
 }
 
-/** Runs a mounted filesystem until SIGINT/SIGTERM or an outside unmount; resolves when it is gone. */
-export function serveUntilUnmounted (mounted: MountedFs, log: (line: string) => void): Promise<void> {
-  return new Promise(resolve => {
-    let stopping = false
-    const stop = (why: string) => {
-      if (stopping) return
-      stopping = true
-      clearInterval(poll)
-      log(textBytes(`dmemfs: ${why}, unmounting ${mounted.mountpoint}`))
-      mounted.unmount().then(resolve, resolve)
+export const EXIT_OK = 0
+export const EXIT_FATAL = 1
+
+// Each ends the daemon with a clean unmount and exit 0; SIGHUP is a closed terminal or tmux pane.
+const STOP_SIGNALS: NodeJS.Signals[] = ['SIGINT', 'SIGTERM', 'SIGHUP']
+
+/** The daemon's life around its mount. Created before mounting, it takes over the stop signals and every
+ *  fatal path (an uncaught exception or unhandled rejection): whatever ends the daemon unmounts first, so
+ *  no "Transport endpoint is not connected" is left behind. `log` is for what happens, `errLog` for why
+ *  the daemon dies. */
+export class DaemonLifecycle {
+  private mounted: MountedFs | null = null
+  private stopping = false
+  private pendingSignal: NodeJS.Signals | null = null
+  private finish: (code: number) => void = () => {}
+  private poll: NodeJS.Timeout | undefined
+
+  constructor (private readonly log: Log, private readonly errLog: Log) {
+    for (const signal of STOP_SIGNALS) process.on(signal, () => this.stop(signal))
+    // With a listener here, an unhandled rejection arrives too, with origin 'unhandledRejection'.
+    process.on('uncaughtException', (err, origin) => this.fatal(err, origin))
+  }
+
+  /** Serves `mounted` until a stop signal or an outside unmount; resolves with the exit code. */
+  serve (mounted: MountedFs): Promise<number> {
+    this.mounted = mounted
+    const done = new Promise<number>(resolve => { this.finish = resolve })
+    if (this.pendingSignal) {
+      this.stop(this.pendingSignal)
+      return done
     }
-    const poll = setInterval(() => {
-      if (findMount(mounted.mountpoint)) return
-      stopping = true
-      clearInterval(poll)
-      log(textBytes(`dmemfs: ${mounted.mountpoint} was unmounted`))
-      resolve()
+    this.poll = setInterval(() => {
+      if (mounted.isMounted()) return
+      this.stopping = true
+      clearInterval(this.poll)
+      mounted.release()
+      this.log(textBytes(`dmemfs: ${mounted.mountpoint} was unmounted`))
+      this.finish(EXIT_OK)
     }, UNMOUNT_POLL_MS)
-    process.on('SIGINT', () => stop('SIGINT'))
-    process.on('SIGTERM', () => stop('SIGTERM'))
-  })
+    return done
+  }
+
+  private stop (signal: NodeJS.Signals): void {
+    const mounted = this.mounted
+    // A signal while mounting: acted on as soon as the mount is up.
+    if (!mounted) {
+      this.pendingSignal ??= signal
+      return
+    }
+    if (this.stopping) return
+    this.stopping = true
+    clearInterval(this.poll)
+    this.log(textBytes(`dmemfs: ${signal}, unmounting ${mounted.mountpoint}`))
+    mounted.unmount().then(() => {
+      if (!mounted.isMounted()) return this.finish(EXIT_OK)
+      this.errLog(textBytes(`dmemfs: cannot unmount ${mounted.mountpoint}; unmount it with 'umount -l'`))
+      this.finish(EXIT_FATAL)
+    }, () => this.finish(EXIT_FATAL))
+  }
+
+  /** Never returns: says why in one line, unmounts without the event loop (which may be what failed),
+   *  exits non-zero. */
+  private fatal (err: unknown, origin: string): never {
+    const what = origin === 'unhandledRejection' ? 'unhandled rejection' : 'uncaught exception'
+    const mounted = this.mounted
+    this.errLog(textBytes(`dmemfs: fatal ${what}: ${describeError(err)}${mounted ? `; unmounting ${mounted.mountpoint}` : ''}`))
+    if (mounted && !mounted.unmountSync()) {
+      this.errLog(textBytes(`dmemfs: cannot unmount ${mounted.mountpoint}; unmount it with 'umount -l'`))
+    }
+    releaseTerminals()
+    process.exit(EXIT_FATAL)
+  }
+}
+
+/** One line: the error's name and message and where it was thrown. */
+export function describeError (err: unknown): string {
+  if (!(err instanceof Error)) return oneLine(String(err))
+  // The first frame's place: "at fn (file:line:col)" or "at file:line:col".
+  const at = /\n\s+at (?:[^\n]* \()?([^\n()]+)\)?/.exec(err.stack ?? '')
+  return oneLine(`${err.name}: ${err.message}${at ? ` (at ${at[1]})` : ''}`)
+}
+
+function oneLine (text: string): string {
+  return text.replace(/\s*\n\s*/g, ' ')
 }

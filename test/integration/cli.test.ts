@@ -58,6 +58,9 @@ describe('dmemfs CLI', function () {
 
     it('a stale mount left by a dead daemon is cleared and mounted over', async function () {
       const dead = await DmemfsMount.start('size=4M')
+      // Its unmounter child would unmount once the daemon is gone: it dies first, as if killed with it.
+      const children = fs.readFileSync(`/proc/${dead.proc.pid}/task/${dead.proc.pid}/children`, 'utf8').trim().split(' ')
+      for (const pid of children) process.kill(Number(pid), 'SIGKILL')
       dead.proc.kill('SIGKILL')
       await dead.waitExit()
       expect(sh(`ls ${dead.mnt}`).stderr).to.match(/Transport endpoint is not connected/)

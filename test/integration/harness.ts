@@ -62,11 +62,13 @@ export class DmemfsMount {
   }
 
   /** Mounts dmemfs with `-o options` on `mnt` (a new temporary directory by default). */
-  static async start (options = '', mnt = tempDir(), spawnOpts: { detached?: boolean } = {}): Promise<DmemfsMount> {
+  static async start (
+    options = '', mnt = tempDir(), spawnOpts: { detached?: boolean, env?: NodeJS.ProcessEnv } = {}
+  ): Promise<DmemfsMount> {
     const args = ['mount', mnt, ...(options ? ['-o', options] : [])]
     // No LD_LIBRARY_PATH from the caller: the binding must find libfuse by itself.
-    const env = { ...process.env, LD_LIBRARY_PATH: undefined }
-    const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], env, ...spawnOpts })
+    const env = { ...process.env, LD_LIBRARY_PATH: undefined, ...spawnOpts.env }
+    const proc = spawn(BIN, args, { stdio: ['ignore', 'pipe', 'pipe'], ...spawnOpts, env })
     const m = new DmemfsMount(mnt, proc)
     live.add(m)
     mountpoints.add(mnt)
