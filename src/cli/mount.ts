@@ -2,8 +2,11 @@
 
 import { textBytes } from '../fs/name'
 import { fdLog, releaseTerminals, STDERR_FD, STDOUT_FD } from '../fuse/daemon-log'
+import { readMachineLimits } from '../fuse/machine'
 import { DaemonLifecycle, describePool, mountDmemfs } from '../fuse/mount'
 import { MOUNT_OPTIONS, MountOptionDef, parseMountOptions } from '../options'
+import { layoutPool } from '../pool/layout'
+import { checkPoolFits } from '../pool/limits'
 import { Command, hanging, Parsed, UsageError } from './common'
 
 /** A mount option's meaning as plain text: the README's `code` spans without their backticks. */
@@ -32,13 +35,17 @@ export const mount: Command = {
     if (parsed.positionals.length !== 1) throw new UsageError('mount needs exactly one MOUNTPOINT')
     const opts = parseMountOptions(parsed.values.get('options') ?? [])
     if (!opts.ok) throw new UsageError(opts.error)
+    // Refused at once, before minutes of allocation that could only fail.
+    const layout = layoutPool(opts.value.dmem, opts.value.nodes, opts.value.dpageShift)
+    const tooLarge = layout.ok ? checkPoolFits(layout.value, readMachineLimits()) : null
+    if (tooLarge) throw new UsageError(`pool too large for this machine: ${tooLarge}`)
     // From here on the daemon writes only through these, byte strings (a file's name in a line goes out
     // exactly): losing its terminal or its reader must not end it.
     const log = fdLog(STDOUT_FD)
     const errLog = fdLog(STDERR_FD)
-    // Before mounting: a signal or a fatal error at any moment after the mount is up must unmount it.
+    // Armed before the kernel mount: a signal or a fatal error at any moment after it must unmount.
     const lifecycle = new DaemonLifecycle(log, errLog)
-    const mounted = await mountDmemfs(parsed.positionals[0], opts.value, log)
+    const mounted = await mountDmemfs(parsed.positionals[0], opts.value, log, () => lifecycle.arm())
     const served = lifecycle.serve(mounted)
     log(textBytes(`dmemfs: mounted ${mounted.mountpoint} (${describePool(mounted.sb.pool.layout)})`))
     // Exits here, not through main(): flushing process.stdout could fail on a lost reader or terminal.

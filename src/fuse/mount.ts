@@ -248,9 +248,11 @@ export interface MountedFs {
 }
 
 /** Builds the pool and the filesystem and mounts them; resolves once the kernel has sent INIT. `log` takes
- *  byte strings (one char per byte; see fs/name.ts): names in its lines are exact. */
+ *  byte strings (one char per byte; see fs/name.ts): names in its lines are exact. `beforeMount` runs once
+ *  the pool is built, right before the kernel mount: from there on a signal must wait for the mount to be
+ *  up and then unmount it, where before it could simply end the process. */
 export async function mountDmemfs (
-  mountpoint: string, opts: MountOptions, log: Log
+  mountpoint: string, opts: MountOptions, log: Log, beforeMount: () => void = () => {}
 ): Promise<MountedFs> {
   const mnt = path.resolve(mountpoint)
   const layout = layoutPool(opts.dmem, opts.nodes, opts.dpageShift)
@@ -291,6 +293,7 @@ export async function mountDmemfs (
     fsname: 'dmemfs',
     subtype: 'dmemfs'
   })
+  beforeMount()
   try {
     await new Promise<void>((resolve, reject) => {
       fuse!.mount(err => err ? reject(new MountError(`cannot mount ${mnt}: ${err.message}`)) : resolve())
@@ -329,9 +332,14 @@ export class DaemonLifecycle {
   private poll: NodeJS.Timeout | undefined
 
   constructor (private readonly log: Log, private readonly errLog: Log) {
-    for (const signal of STOP_SIGNALS) process.on(signal, () => this.stop(signal))
     // With a listener here, an unhandled rejection arrives too, with origin 'unhandledRejection'.
     process.on('uncaughtException', (err, origin) => this.fatal(err, origin))
+  }
+
+  /** Takes over the stop signals. Not earlier than needed: until then Ctrl-C ends a long pool allocation
+   *  at once, with nothing to unmount. */
+  arm (): void {
+    for (const signal of STOP_SIGNALS) process.on(signal, () => this.stop(signal))
   }
 
   /** Serves `mounted` until a stop signal or an outside unmount; resolves with the exit code. */

@@ -216,6 +216,23 @@ print('exit=%d' % os.waitstatus_to_exitcode(status), flush=True)
     expectClean(next.mnt)
   })
 
+  it('a signal while a large pool is still being allocated ends the daemon at once; nothing is mounted', async function () {
+    const mnt = tempDir()
+    used.add(mnt)
+    // Seconds of allocation (a Buffer a GiB), synchronous: no handler could run before its end.
+    const proc = spawn(BIN, ['mount', mnt, '-o', 'dmem=2T,pagesize=2M'],
+      { stdio: 'ignore', env: { ...process.env, LD_LIBRARY_PATH: undefined } })
+    started.add(proc)
+    await sleep(700)
+    const sent = Date.now()
+    proc.kill('SIGINT')
+    const { signal } = await exitOf(proc)
+    expect(Date.now() - sent, 'waited for the allocation').to.be.below(1500)
+    expect(signal).to.equal('SIGINT')
+    await sleep(100) // the unmounter child's `umount -l` of nothing
+    expectClean(mnt)
+  })
+
   describe('fatal errors', function () {
     let preload: string
     let trigger: string
