@@ -218,7 +218,8 @@ export const MOUNT_OPTIONS: readonly MountOptionDef[] = [
   {
     name: 'poison_file',
     syntax: 'poison_file[=PATH]',
-    meaning: `keep poisoned PFNs across unmount and mount, in PATH (\`${DEFAULT_POISON_FILE}\` when no PATH is given)`,
+    meaning: `keep poisoned PFNs across unmount and mount, in PATH (\`${DEFAULT_POISON_FILE}\` when no PATH is given); ` +
+      'its directory must exist and be writable (only the default\'s `/var/lib/dmemfs` is created)',
     default: 'off',
     set (opts, value) {
       if (value === '') return 'expects a path, or no value for the default'

@@ -8,7 +8,7 @@ import * as path from 'path'
 import { ControlDir } from '../control/control'
 import { textBytes } from '../fs/name'
 import { Superblock } from '../fs/super'
-import { MountOptions } from '../options'
+import { DEFAULT_POISON_FILE, MountOptions } from '../options'
 import { fmtSize, layoutPool, PoolLayout } from '../pool/layout'
 import { parsePoisonFile, renderPoisonFile } from '../pool/persist'
 import { DmemPool } from '../pool/pool'
@@ -208,10 +208,33 @@ function readPoisonFile (file: string, layout: PoolLayout): number[] {
   return pfns.value
 }
 
-/** Rewritten whole on every change (it is small), through a rename so a crash never leaves half a file. */
+/** The poison file's directory must be there and writable before anything is mounted: a poison recorded
+ *  nowhere would be lost without a word. No directory is created for a PATH given by the user (a typo must
+ *  not grow a tree); only the documented default's own, /var/lib/dmemfs. */
+function checkPoisonDir (file: string): void {
+  const dir = path.dirname(file)
+  if (file === DEFAULT_POISON_FILE) {
+    try {
+      fs.mkdirSync(dir, { mode: 0o755 })
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'EEXIST') {
+        throw new MountError(`cannot create ${dir} for the poison file: ${(err as Error).message}`)
+      }
+    }
+  }
+  const code = errnoCode(() => fs.accessSync(dir, fs.constants.W_OK))
+  if (code === 'ENOENT') {
+    throw new MountError(`poison file directory ${dir} does not exist (it is not created: make it, or choose another poison_file)`)
+  }
+  if (code === 'ENOTDIR') throw new MountError(`poison file directory ${dir} is not a directory`)
+  if (code) throw new MountError(`cannot write poison file ${file}: directory ${dir}: ${code}`)
+  if (!fs.statSync(dir).isDirectory()) throw new MountError(`poison file directory ${dir} is not a directory`)
+}
+
+/** Rewritten whole on every change (it is small), through a rename so a crash never leaves half a file.
+ *  A failure (the directory removed since mount, a full disk) costs one log line; the pool goes on. */
 function writePoisonFile (file: string, pool: DmemPool, log: Log): void {
   try {
-    fs.mkdirSync(path.dirname(file), { recursive: true })
     fs.writeFileSync(file + '.tmp', renderPoisonFile(pool))
     fs.renameSync(file + '.tmp', file)
   } catch (err) {
@@ -257,6 +280,7 @@ export async function mountDmemfs (
   const mnt = path.resolve(mountpoint)
   const layout = layoutPool(opts.dmem, opts.nodes, opts.dpageShift)
   if (!layout.ok) throw new MountError(`bad mount option 'dmem': ${layout.error}`)
+  if (opts.poisonFile) checkPoisonDir(opts.poisonFile)
   const keptPoison = opts.poisonFile ? readPoisonFile(opts.poisonFile, layout.value) : []
   prepareMountpoint(mnt)
   const unmounter = startUnmounter(mnt)

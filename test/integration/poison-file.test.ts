@@ -6,7 +6,7 @@ import { expect } from 'chai'
 import { spawnSync } from 'child_process'
 import * as fs from 'fs'
 import * as path from 'path'
-import { BIN, DmemfsMount, isMounted, sh, stopAll, tempDir } from './harness'
+import { BIN, DmemfsMount, isMounted, sh, sleep, stopAll, tempDir } from './harness'
 import { pfnAt, pfnRuns as runs } from './children'
 
 const MAGIC = '# dmemfs poison file v1'
@@ -142,11 +142,67 @@ describe('poison file', function () {
     expect(fs.readFileSync(pf, 'utf8')).to.equal('hello\n')
   })
 
-  it('a poison file in a directory that does not exist yet is created at the first poison', async function () {
+  it('a poison file in a missing directory is refused at mount with one line; no directory is created', function () {
     const deep = path.join(path.dirname(pf), 'a', 'b', 'pf')
-    const m = await DmemfsMount.start(`size=16M,poison_file=${deep}`)
-    expect(fs.existsSync(deep)).to.equal(false)
-    mce(m, LAST_PFN)
-    expect(fs.readFileSync(deep, 'utf8')).to.equal([MAGIC, LAYOUT_16M, hex(LAST_PFN), ''].join('\n'))
+    const r = mountFails(`size=16M,poison_file=${deep}`)
+    expect(r.status).to.equal(1)
+    const lines = r.stderr.trim().split('\n')
+    expect(lines, r.stderr).to.have.length(1)
+    expect(lines[0]).to.equal(`dmemfs: poison file directory ${path.dirname(deep)} does not exist ` +
+      '(it is not created: make it, or choose another poison_file)')
+    expect(isMounted(r.mnt)).to.equal(false)
+    expect(fs.existsSync(path.join(path.dirname(pf), 'a'))).to.equal(false)
+  })
+
+  it('a poison file in a directory that cannot be written (a read-only filesystem) is refused at mount', function () {
+    const ro = tempDir()
+    const mounted = spawnSync('mount', ['-t', 'tmpfs', '-o', 'ro,size=1m', 'tmpfs', ro])
+    expect(mounted.status, String(mounted.stderr)).to.equal(0)
+    try {
+      const r = mountFails(`size=16M,poison_file=${ro}/pf`)
+      expect(r.status).to.equal(1)
+      expect(r.stderr.trim().split('\n'), r.stderr).to.have.length(1)
+      expect(r.stderr).to.equal(`dmemfs: cannot write poison file ${ro}/pf: directory ${ro}: EROFS\n`)
+      expect(isMounted(r.mnt)).to.equal(false)
+    } finally {
+      spawnSync('umount', [ro])
+    }
+  })
+
+  it('a save that fails later (the directory removed) logs one line each; nothing is re-created, the pool goes on', async function () {
+    const dir = path.join(path.dirname(pf), 'kept')
+    fs.mkdirSync(dir)
+    const file = path.join(dir, 'pf')
+    const m = await DmemfsMount.start(`size=16M,poison_file=${file}`)
+    fs.rmSync(dir, { recursive: true })
+    expect(mce(m, LAST_PFN).state).to.equal('free')
+    expect(mce(m, LAST_PFN - 1).state).to.equal('free')
+    await sleep(100)
+    const failures = m.stdout.split('\n').filter(l => l.includes('cannot save poison'))
+    expect(failures, m.stdout).to.have.length(2)
+    for (const line of failures) expect(line).to.match(new RegExp(`^dmemfs: cannot save poison to ${file}: ENOENT: `))
+    expect(fs.existsSync(dir)).to.equal(false)
+    expect(m.stat().poisoned_dpages).to.equal(2)
+    expect(await m.stop()).to.equal(0)
+  })
+
+  it('the documented default, /var/lib/dmemfs/poison, has its directory made at mount', async function () {
+    const dir = '/var/lib/dmemfs'
+    const file = path.join(dir, 'poison')
+    // A real poison file of this machine is put aside (it may be of another pool) and put back.
+    const aside = path.join(tempDir(), 'poison')
+    const saved = fs.existsSync(file)
+    if (saved) fs.copyFileSync(file, aside)
+    const existed = fs.existsSync(dir)
+    try {
+      if (existed) fs.rmSync(file, { force: true })
+      if (existed && fs.readdirSync(dir).length === 0) fs.rmdirSync(dir) // show that mounting makes it
+      const m = await DmemfsMount.start('size=16M,poison_file')
+      expect(fs.statSync(dir).isDirectory()).to.equal(true)
+      expect(await m.stop()).to.equal(0)
+    } finally {
+      if (saved) fs.copyFileSync(aside, file)
+      else if (!existed) fs.rmSync(dir, { recursive: true, force: true })
+    }
   })
 })
