@@ -27,6 +27,16 @@ describe('daemon log', function () {
     expect(w.out).to.equal('dmemfs: mounted /mnt\n')
   })
 
+  it('a line is a byte string: each char one byte, so a name that is not UTF-8 goes out exactly', function () {
+    const bytes: Buffer[] = []
+    const write = ((_fd: number, buf: Buffer, offset: number, length: number) => {
+      bytes.push(Buffer.from(buf.subarray(offset, offset + length)))
+      return length
+    }) as typeof fs.writeSync
+    fdLog(1, write)('caf\xe9')
+    expect(Buffer.concat(bytes)).to.deep.equal(Buffer.from([0x63, 0x61, 0x66, 0xe9, 0x0a]))
+  })
+
   for (const code of ['EPIPE', 'EIO', 'EBADF']) {
     it(`${code} never throws and marks the stream dead: later lines are dropped without a write`, function () {
       const w = fakeWrite([code])
