@@ -55,7 +55,9 @@ export class DmemfsMount {
   private constructor (readonly mnt: string, readonly proc: ChildProcess) {
     proc.stdout!.on('data', (d: Buffer) => { this.stdout += d.toString() })
     proc.stderr!.on('data', (d: Buffer) => { this.stderr += d.toString() })
-    this.exited = new Promise(resolve => proc.on('exit', code => {
+    proc.on('exit', code => { this.exitCode = code })
+    // 'close', not 'exit': the daemon's last lines may still be in its pipes when it has exited.
+    this.exited = new Promise(resolve => proc.on('close', code => {
       this.exitCode = code
       resolve(code)
     }))
