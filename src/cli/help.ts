@@ -5,6 +5,7 @@ import { Command, commandHelp, Parsed, print, UsageError, usageLine } from './co
 import { mce } from './mce'
 import { mount } from './mount'
 import { pfn } from './pfn'
+import { softOfflineCommand } from './soft-offline'
 import { stat } from './stat'
 import { umount } from './umount'
 import { unpoison } from './unpoison'
@@ -27,7 +28,7 @@ export const help: Command = {
   }
 }
 
-export const COMMANDS: readonly Command[] = [mount, umount, mce, stat, pfn, unpoison, help]
+export const COMMANDS: readonly Command[] = [mount, umount, mce, softOfflineCommand, stat, pfn, unpoison, help]
 
 export function findCommand (name: string): Command {
   const cmd = COMMANDS.find(c => c.name === name)

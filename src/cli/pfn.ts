@@ -1,48 +1,10 @@
 // dmemfs pfn: the PFNs backing a file, like filefrag -v, and where they sit in the pool.
 
-import * as fs from 'fs'
 import * as path from 'path'
-import { CONTROL_DIR } from '../control/control'
 import { argBytes } from '../argv'
-import { FSTYPE, MountError, readMounts } from '../fuse/mount'
 import { DEFAULT_CELLS, markFile, MAX_CELLS, parsePfns, plural, regionsJson, renderText } from '../statmap'
 import { Command, parseCells, Parsed, print, printBytes, UsageError, useColour, value } from './common'
-import { controlPath, readControl, readMap } from './dmem'
-
-interface PfnRun {
-  offset: number
-  pfn: string
-  frames: number
-}
-
-/** The mounted dmemfs holding `real` (a resolved path, as bytes): the deepest dmemfs mount point above it. */
-function dmemfsMountOf (real: string, file: string): string {
-  const mounts = readMounts().filter(m => {
-    const bytes = Buffer.from(m.mountpoint, 'utf8').toString('latin1')
-    return m.fstype === FSTYPE && (real === bytes || real.startsWith(bytes + '/'))
-  })
-  if (mounts.length === 0) throw new MountError(`${file} is not on a dmemfs`)
-  return mounts.reduce((a, b) => (b.mountpoint.length > a.mountpoint.length ? b : a)).mountpoint
-}
-
-/** The mount holding `file` (a byte string), which must be a regular file of it: not a directory, not a
- *  control file. */
-function dmemfsFileMount (file: string, shown: string): { mnt: string, ino: number, size: number } {
-  // The native realpath: fs.realpathSync() itself works on strings and would decode the bytes.
-  const real = fs.realpathSync.native(Buffer.from(file, 'latin1'), 'latin1')
-  const mnt = dmemfsMountOf(real, shown)
-  const st = fs.statSync(Buffer.from(real, 'latin1'))
-  const mntBytes = Buffer.from(mnt, 'utf8').toString('latin1')
-  const inControlDir = real.slice(mntBytes.length + 1).split('/')[0] === CONTROL_DIR
-  if (!st.isFile() || inControlDir) throw new MountError(`${shown} is not a regular dmemfs file`)
-  return { mnt, ino: st.ino, size: st.size }
-}
-
-function fileRuns (mnt: string, ino: number): PfnRun[] {
-  const runs = parsePfns(readControl(controlPath(mnt, 'pfns')), ino)
-  if (!runs.ok) throw new MountError(runs.error)
-  return runs.value.map(r => ({ offset: r.offset, pfn: '0x' + r.pfn.toString(16), frames: r.frames }))
-}
+import { dmemfsFileMount, fileRuns, readMap } from './dmem'
 
 export const pfn: Command = {
   name: 'pfn',

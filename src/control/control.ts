@@ -11,7 +11,7 @@ import { EarlyKillMode, locatePfn, memoryFailure, MceEnvironment, NOT_DMEM_PFN }
 import { PoisonBook, renderPoisoned } from '../mce/poison-book'
 import { renderReport, reportJson } from '../mce/report'
 import { CorrectedErrors } from '../mce/corrected'
-import { renderSoftOffline, softOffline } from '../mce/soft-offline'
+import { renderSoftOffline, softOffline, softOfflineJson } from '../mce/soft-offline'
 import { DmemPool } from '../pool/pool'
 import { Tracer } from '../pool/trace'
 import { RateLimit } from './ratelimit'
@@ -70,6 +70,7 @@ export class ControlDir {
     this.add({
       name: 'soft_offline', mode: 0o600, render: () => this.lastSoftOffline, write: text => this.writeSoftOffline(text)
     })
+    this.add({ name: 'offline', mode: 0o400, render: () => renderOffline(sb.pool) })
     this.add({ name: 'ce', mode: 0o600, render: () => this.lastCe, write: text => this.writeCe(text) })
     this.add({ name: 'ce_counts', mode: 0o400, render: () => this.renderCeCounts() })
     const tracer = sb.pool.tracer
@@ -125,15 +126,19 @@ export class ControlDir {
 
   /** After /sys/devices/system/memory/soft_offline_page: a PFN retires its dpage, its data kept. */
   writeSoftOffline (text: string): WriteResult {
-    const pfn = parsePfn(text)
+    // `PFN [json]`: the word json asks for the reply in JSON, as .dmem/mce's does.
+    const m = /^(.*?)[ \t]+json(\n?)$/s.exec(text)
+    const json = m !== null
+    const pfn = parsePfn(m ? m[1] + m[2] : text)
     if (!pfn.ok) return this.refuse('soft_offline', pfn.error)
     const place = locatePfn(this.sb.pool, pfn.value)
-    if (!place) return this.refuse('soft_offline', `${text.trim()}: ${NOT_DMEM_PFN}`)
+    if (!place) return this.refuse('soft_offline', `${text.trim().split(/\s+/)[0]}: ${NOT_DMEM_PFN}`)
     const report = softOffline(this.sb, place)
     this.lastSoftOffline = renderSoftOffline(report)
     if (report.errno) this.refusals.print(`dmemfs: .dmem/soft_offline: ${report.result}`)
     else this.env.log(report.result)
-    return { errno: report.errno, reply: this.lastSoftOffline }
+    const reply = json ? jsonAscii(softOfflineJson(report), 2) + '\n' : this.lastSoftOffline
+    return { errno: report.errno, reply }
   }
 
   /** A corrected error on a PFN: counted against its dpage; at the ce_threshold mount option's count the
@@ -215,6 +220,16 @@ export function renderStat (pool: DmemPool): string {
       `node${node.id}.poisoned_dpages: ${node.poisoned}`,
       `node${node.id}.offline_dpages: ${node.offline}`
     )
+  }
+  return lines.join('\n') + '\n'
+}
+
+/** Soft-offlined dpages, one line each: what `dmemfs inject` needs to leave them alone (they are neither
+ *  free, used nor poisoned). A dpage still owned (retired once its file lets go) is listed too. */
+export function renderOffline (pool: DmemPool): string {
+  const lines = ['# dpage node']
+  for (let d = 0; d < pool.total; d++) {
+    if (pool.isOffline(d)) lines.push(`0x${pool.pfnOf(d).toString(16)} ${pool.regionOf(d).node}`)
   }
   return lines.join('\n') + '\n'
 }
