@@ -2,6 +2,7 @@
 // of its flags, generated from the commands themselves.
 
 import { Command, commandHelp, Parsed, print, UsageError, usageLine } from './common'
+import { inject } from './inject'
 import { mce } from './mce'
 import { mount } from './mount'
 import { pfn } from './pfn'
@@ -28,7 +29,7 @@ export const help: Command = {
   }
 }
 
-export const COMMANDS: readonly Command[] = [mount, umount, mce, softOfflineCommand, stat, pfn, unpoison, help]
+export const COMMANDS: readonly Command[] = [mount, umount, mce, softOfflineCommand, inject, stat, pfn, unpoison, help]
 
 export function findCommand (name: string): Command {
   const cmd = COMMANDS.find(c => c.name === name)

@@ -3,7 +3,8 @@
 
 import { expect } from 'chai'
 import * as fs from 'fs'
-import { BIN, DmemfsMount, sh, stopAll } from './harness'
+import { spawn } from 'child_process'
+import { BIN, DmemfsMount, sh, sleep, stopAll } from './harness'
 import { endChildren, MAP_SCRIPT, pfnAt, startHolder } from './children'
 
 const hex = (n: number): string => '0x' + n.toString(16)
@@ -161,5 +162,120 @@ describe('dmemfs soft-offline and unpoison --all', function () {
     expect(after.status, after.stdout).to.equal(0)
     expect(m.stat().poisoned_dpages).to.equal(0)
     expect(m.stat().free_dpages).to.equal(m.stat().total_dpages)
+  })
+})
+
+interface InjectLine {
+  event?: number
+  pfn?: string
+  refused?: string | null
+  report?: { state: string }
+  summary?: { events: number, poisoned?: number, signalled: number[], died: number[], dpages_left: number, seed: number, stopped: string }
+}
+
+function injectJson (mnt: string, args: string): InjectLine[] {
+  const r = sh(`${BIN} inject ${mnt} --json ${args}`)
+  if (r.status !== 0) throw new Error(`dmemfs inject exited ${r.status}: ${r.stderr}`)
+  return r.stdout.trim().split('\n').map(l => JSON.parse(l) as InjectLine)
+}
+
+describe('dmemfs inject: campaigns', function () {
+  afterEach(async function () {
+    endChildren()
+    await stopAll()
+  })
+
+  const setup = 'head -c 300K /dev/zero > a && head -c 200K /dev/zero > b && rm a && head -c 64K /dev/zero > c'
+
+  it('the same seed on two identical fresh mounts picks the same PFNs; each is poisoned; another seed differs', async function () {
+    const picks: string[][] = []
+    for (let i = 0; i < 2; i++) {
+      const m = await DmemfsMount.start('size=16M')
+      m.ok(setup)
+      const lines = injectJson(m.mnt, '--count 12 --interval 0 --seed 1234')
+      const events = lines.filter(l => l.event !== undefined)
+      expect(events).to.have.length(12)
+      picks.push(events.map(e => e.pfn!))
+      const poisoned = m.ok('cat .dmem/poisoned')
+      for (const pfn of picks[i]) expect(poisoned).to.match(new RegExp(`^${pfn} `, 'm'))
+      expect(m.stat().poisoned_dpages).to.equal(12)
+      expect(lines[12].summary).to.include({ events: 12, poisoned: 12, seed: 1234, stopped: 'count', dpages_left: 4096 - 12 })
+      await m.stop()
+    }
+    expect(picks[0]).to.deep.equal(picks[1])
+    const m = await DmemfsMount.start('size=16M')
+    m.ok(setup)
+    const other = injectJson(m.mnt, '--count 12 --interval 0 --seed 1235').filter(l => l.event !== undefined).map(e => e.pfn)
+    expect(other).to.not.deep.equal(picks[0])
+  })
+
+  it('--target free hits exactly the free dpages, never a used, poisoned or offline one, then stops', async function () {
+    const m = await DmemfsMount.start('size=64K') // 16 dpages of 4K
+    m.ok('head -c 12K /dev/zero > f') // 0x100000-0x100002
+    m.ok('echo 0x100005 > .dmem/mce && echo 0x100007 > .dmem/soft_offline')
+    const lines = injectJson(m.mnt, '--target free --count 0 --interval 0 --seed 9')
+    const hit = lines.filter(l => l.event !== undefined).map(l => parseInt(l.pfn!, 16) - 0x100000).sort((x, y) => x - y)
+    expect(hit).to.deep.equal([3, 4, 6, 8, 9, 10, 11, 12, 13, 14, 15])
+    expect(lines[lines.length - 1].summary).to.include({ events: 11, dpages_left: 0, stopped: 'no dpages left' })
+    expect(m.stat()).to.include({ poisoned_dpages: 12, offline_dpages: 1 })
+    const used = injectJson(m.mnt, '--target used --count 0 --interval 0 --seed 9').filter(l => l.event !== undefined)
+    expect(used.map(l => l.pfn).sort()).to.deep.equal(['0x100000', '0x100001', '0x100002'])
+    expect(used.every(l => l.report!.state === 'used')).to.equal(true)
+  })
+
+  it('the summary counts victims signalled and those that died (--file --must-kill --deliver)', async function () {
+    const m = await DmemfsMount.start('size=16M')
+    m.ok('head -c 8K /dev/urandom > f && head -c 8K /dev/urandom > g')
+    const victim = await startHolder(m.mnt, MAP_SCRIPT('f', 0, 8192))
+    const bystander = await startHolder(m.mnt, MAP_SCRIPT('g', 0, 8192))
+    const r = sh(`${BIN} inject ${m.mnt} --file ${m.path('f')} --count 5 --interval 0 --seed 3 --must-kill --deliver`)
+    expect(r.status, r.stderr).to.equal(0)
+    const lines = r.stdout.trim().split('\n')
+    expect(lines[0]).to.equal(`inject: seed 3, target ${m.path('f')}, 5 events every 0 ms, through .dmem/mce must_kill deliver`)
+    expect(lines.filter(l => l.startsWith('event '))).to.have.length(2) // f has two dpages
+    expect(lines.join('\n')).to.include(`SIGBUS ${victim.proc.pid} (python3) sent`)
+    expect(lines.slice(-5)).to.deep.equal([
+      'summary: 2 events (2 poisoned, 0 refused), stopped: no dpages left',
+      `victims signalled 1: ${victim.proc.pid}`,
+      `processes died 1: ${victim.proc.pid}`,
+      `dpages left 0 (of ${m.path('f')})`,
+      'seed 3 (the same seed on the same pool picks the same PFNs)'
+    ])
+    expect(bystander.proc.exitCode).to.equal(null)
+    expect(victim.proc.signalCode ?? 'SIGBUS').to.equal('SIGBUS')
+  })
+
+  it('Ctrl-C (SIGINT) stops it cleanly: the summary counts the events printed, exit 0', async function () {
+    const m = await DmemfsMount.start('size=16M')
+    const proc = spawn(BIN, ['inject', m.mnt, '--count', '0', '--interval', '150', '--seed', '5'], { stdio: ['ignore', 'pipe', 'pipe'] })
+    let out = ''
+    proc.stdout.on('data', (d: Buffer) => { out += d.toString() })
+    try {
+      while ((out.match(/^event /gm) ?? []).length < 3) await sleep(20)
+      proc.kill('SIGINT')
+      const code = await new Promise<number | null>(resolve => proc.on('exit', c => resolve(c)))
+      expect(code).to.equal(0)
+    } finally {
+      proc.kill('SIGKILL')
+    }
+    const events = (out.match(/^event /gm) ?? []).length
+    expect(out).to.include(`summary: ${events} events (${events} poisoned, 0 refused), stopped: interrupted\n`)
+    expect(out).to.match(new RegExp(`dpages left ${4096 - events} \\(any\\)\\n`))
+    expect(m.stat().poisoned_dpages).to.equal(events)
+  })
+
+  it('bad usage is one line and exit 2; only root may inject', async function () {
+    const m = await DmemfsMount.start('size=16M,allow_other')
+    m.ok('head -c 4K /dev/zero > f')
+    for (const args of ['--target some', '--count -1', '--seed 4294967296', `--file ${m.path('f')} --target free`,
+      '--soft-offline --must-kill', '']) {
+      const r = sh(`${BIN} inject ${args === '' ? '' : m.mnt} ${args}`)
+      expect(r.status, args).to.equal(2)
+      expect(r.stderr.trim().split('\n'), args).to.have.length(1)
+    }
+    const r = sh(`setpriv --reuid=65534 --regid=65534 --clear-groups ${BIN} inject ${m.mnt} --interval 0`)
+    expect(r.status).to.equal(1)
+    expect(r.stderr).to.match(/^dmemfs: only root may inject/)
+    expect(m.stat().poisoned_dpages).to.equal(0)
   })
 })
