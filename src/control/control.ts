@@ -246,16 +246,18 @@ export function renderTrace (tracer: Tracer): string {
 export const MAP_CELLS = 4096
 
 /** The pool as a map: per region, its place and `cells` runs of dpages, each given as `used/poisoned`
- *  (dpages a file owns / poisoned dpages). Every cell holds `per_cell` dpages but the last, which holds the
+ *  (dpages a file owns / poisoned dpages), `used/poisoned/owned` when files own `owned` of the poisoned
+ *  dpages. Every cell holds `per_cell` dpages but the last, which holds the
  *  rest. */
 export function renderMap (pool: DmemPool, cells: number): string {
-  const lines = ['# region R node N phys P dpages D dpage_size S per_cell C cells used/poisoned ...']
+  const lines = ['# region R node N phys P dpages D dpage_size S per_cell C cells used/poisoned[/owned] ...']
   for (const r of pool.regions) {
     const perCell = Math.ceil(r.dpages / Math.min(cells, r.dpages))
     const counts: string[] = []
     for (let start = 0; start < r.dpages; start += perCell) {
       const c = pool.countRange(r.base + start, r.base + Math.min(r.dpages, start + perCell))
-      counts.push(`${c.used}/${c.poisoned}`)
+      // A third count only where a file owns poisoned dpages, so the common cell stays `used/poisoned`.
+      counts.push(c.poisonedUsed > 0 ? `${c.used}/${c.poisoned}/${c.poisonedUsed}` : `${c.used}/${c.poisoned}`)
     }
     lines.push(`region ${r.id} node ${r.node} phys 0x${r.phys.toString(16)} dpages ${r.dpages} ` +
       `dpage_size ${pool.dpageSize} per_cell ${perCell} cells ${counts.join(' ')}`)

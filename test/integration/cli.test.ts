@@ -131,7 +131,7 @@ describe('dmemfs CLI', function () {
     it('the top-level help shows every flag of every command, as each command\'s own help has it', function () {
       const main = sh(`${BIN} --help`)
       expect(main.status).to.equal(0)
-      const commands = ['mount', 'umount', 'mce', 'soft-offline', 'stat', 'pfn', 'unpoison', 'help']
+      const commands = ['mount', 'umount', 'mce', 'soft-offline', 'inject', 'stat', 'pfn', 'unpoison', 'help']
       for (const cmd of commands) {
         const own = sh(`${BIN} ${cmd} --help`)
         expect(own.status, cmd).to.equal(0)

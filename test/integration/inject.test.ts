@@ -279,3 +279,57 @@ describe('dmemfs inject: campaigns', function () {
     expect(m.stat().poisoned_dpages).to.equal(0)
   })
 })
+
+describe('knowing what is poisoned: stat --json, pfn FILE, the map and the SVG', function () {
+  let m: DmemfsMount
+
+  before(async function () {
+    m = await DmemfsMount.start('size=16M,allow_other')
+    m.ok('head -c 40K /dev/urandom > f')
+  })
+  after(stopAll)
+
+  it('pfn FILE counts the poisoned dpages of each run and names them; --json gives them per run', function () {
+    const pfn = pfnAt(m.path('f'), 16384 + 5)
+    m.ok(`echo "${hex(pfn)} must_kill" > .dmem/mce`)
+    m.ok('echo 0x100ff0 > .dmem/mce') // free, not f's
+    const text = sh(`${BIN} pfn ${m.path('f')}`)
+    expect(text.status, text.stderr).to.equal(0)
+    const lines = text.stdout.split('\n')
+    expect(lines[1]).to.equal(' run         offset              pfn     frames  poisoned')
+    expect(lines[2]).to.match(/^ {3}0 {14}0 +0x[0-9a-f]+ +10 +1$/)
+    expect(lines[3]).to.equal(`poisoned dpage ${hex(pfn)} at offset 16384 (frame ${hex(pfn)} failed)`)
+    const runs = JSON.parse(sh(`${BIN} pfn ${m.path('f')} --json`).stdout) as Array<{ poisoned: unknown[] }>
+    expect(runs.map(r => r.poisoned)).to.deep.equal([[{ dpage_pfn: hex(pfn), pfn: hex(pfn), offset: 16384 }]])
+  })
+
+  it('pfn --map draws the file\'s poisoned dpage as ! (poison in a file) and the free one as X, over F', function () {
+    const pfn = pfnAt(m.path('f'), 16384)
+    const out = sh(`${BIN} pfn ${m.path('f')} --map --cells 4096`)
+    expect(out.status, out.stderr).to.equal(0)
+    expect(out.stdout).to.match(/^legend: ! poisoned dpage in a file {3}X poisoned free dpage {3}F holds f/m)
+    const grid = out.stdout.split('\n').filter(l => /^ {4} *0x[0-9a-f]+ /.test(l)).map(l => l.trim().split(' ')[1]).join('')
+    expect(grid.indexOf('!')).to.equal(pfn - 0x100000)
+    expect(grid.lastIndexOf('!')).to.equal(pfn - 0x100000)
+    expect(grid.indexOf('X')).to.equal(0xff0)
+    expect(grid.split('F')).to.have.length(10) // f's other 9 dpages
+  })
+
+  it('the SVG gives the two kinds of poison their own class and colour', function () {
+    const svg = sh(`${BIN} stat ${m.mnt} --svg - --cells 4096`).stdout
+    const cls = (c: string): string[] => svg.split('\n').filter(l => l.startsWith(`<rect class="cell ${c}"`))
+    expect(cls('poisoned-file')).to.have.length(1)
+    expect(cls('poisoned-file')[0]).to.include('fill="#5f3dc4"').and.include('1 poisoned (1 in a file)')
+    expect(cls('poisoned')).to.have.length(1)
+    expect(cls('poisoned')[0]).to.include('fill="#d6336c"')
+    expect(svg).to.include('<rect class="legend poisoned-file"')
+  })
+
+  it('stat --json lists the poisoned dpages for root; for another user the list is absent and stat still works', function () {
+    const root = JSON.parse(sh(`${BIN} stat ${m.mnt} --json`).stdout) as { poisoned: Array<{ pfn: string, state: string, path: string | null, flag_names: string[] }> }
+    expect(root.poisoned.map(p => [p.state, p.path, p.flag_names])).to.deep.equal([['used', '/f', ['must_kill']], ['free', null, []]])
+    const user = sh(`setpriv --reuid=65534 --regid=65534 --clear-groups ${BIN} stat ${m.mnt} --json`)
+    expect(user.status, user.stderr).to.equal(0)
+    expect(JSON.parse(user.stdout)).to.deep.include({ poisoned: null, poisoned_absent: 'only root may read .dmem/poisoned' })
+  })
+})
