@@ -170,7 +170,7 @@ interface InjectLine {
   pfn?: string
   refused?: string | null
   report?: { state: string }
-  summary?: { events: number, poisoned?: number, signalled: number[], died: number[], dpages_left: number, seed: number, stopped: string }
+  summary?: { events: number, poisoned?: number, soft_offlined?: number, refused?: number, signalled: number[], died: number[], dpages_left: number, seed: number, stopped: string }
 }
 
 function injectJson (mnt: string, args: string): InjectLine[] {
@@ -248,6 +248,21 @@ describe('dmemfs inject: campaigns', function () {
     expect(bystander.proc.exitCode).to.equal(null)
     expect(survivor.proc.exitCode).to.equal(null)
     expect(victim.proc.signalCode ?? 'SIGBUS').to.equal('SIGBUS')
+  })
+
+  it('--soft-offline retires the picked dpages through .dmem/soft_offline: the file keeps every byte', async function () {
+    const m = await DmemfsMount.start('size=16M')
+    m.ok('head -c 40K /dev/urandom > f')
+    const sum = m.ok('sha256sum f')
+    const lines = injectJson(m.mnt, `--soft-offline --file ${m.path('f')} --count 4 --interval 0 --seed 11`)
+    const events = lines.filter(l => l.event !== undefined)
+    expect(events.map(e => e.report!.state)).to.deep.equal(['used', 'used', 'used', 'used'])
+    expect(new Set(events.map(e => e.pfn)).size).to.equal(4)
+    expect(lines[4].summary).to.deep.include({ events: 4, soft_offlined: 4, refused: 0, dpages_left: 10, stopped: 'count' })
+    expect(m.ok('sha256sum f')).to.equal(sum)
+    expect(m.stat()).to.include({ offline_dpages: 4, poisoned_dpages: 0 })
+    const offline = m.ok('cat .dmem/offline')
+    for (const e of events) expect(offline).to.match(new RegExp(`^${e.pfn} 0$`, 'm')) // 4K dpages: the frame is the dpage
   })
 
   it('Ctrl-C (SIGINT) stops it cleanly: the summary counts the events printed, exit 0', async function () {
