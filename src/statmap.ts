@@ -3,8 +3,10 @@
 // plain text, ANSI-coloured text, SVG or JSON. Reading the control files is the CLI's business.
 //
 // A cell stands for a run of `per_cell` contiguous dpages of one region (the region's last cell holds the
-// rest). It is poisoned if any of its dpages is (poison wins), free if no file owns any, used if files own
-// all, and partly used in between. In a file's map, a cell holding any of that file's dpages is the file's.
+// rest). Poison wins: it is poisoned in a file if a file owns one of its poisoned dpages (data lost),
+// poisoned if any of its dpages is otherwise (a frame out of service, nothing lost); else in a file's map
+// a cell holding any of that file's dpages is the file's; else free if no file owns any, used if files own
+// all, and partly used in between.
 //
 // PFNs and physical addresses exceed 2^32: no 32-bit bit operators here; all values stay below 2^53.
 
@@ -17,7 +19,7 @@ export const ROW_CELLS = 64 // cells per row of the text grid and the SVG
 export const DEFAULT_CELLS = 512 // cells asked per region: 8 rows of 64
 export const MAX_CELLS = 4096 // the most cells `.dmem/map` gives a region
 
-export type CellState = 'free' | 'partial' | 'used' | 'poisoned' | 'file'
+export type CellState = 'free' | 'partial' | 'used' | 'poisoned' | 'poisoned-file' | 'file'
 
 export interface MapCell {
   index: number // in its region
@@ -25,6 +27,7 @@ export interface MapCell {
   dpages: number
   used: number // dpages a file owns
   poisoned: number // poisoned dpages (owned or not)
+  poisonedUsed: number // of those, dpages a file owns
   file: number // dpages of the marked file (0 unless the map was marked with markFile)
   state: CellState
 }
@@ -97,16 +100,16 @@ export function parseMap (text: string): ParseResult<PoolMap> {
     const pfnFirst = phys / PAGE_SIZE
     const cells: MapCell[] = []
     for (let i = 0; i < words.length; i++) {
-      const c = /^(\d+)\/(\d+)$/.exec(words[i])
+      const c = /^(\d+)\/(\d+)(?:\/(\d+))?$/.exec(words[i])
       const size = Math.min(perCell, dpages - i * perCell)
-      if (!c) return { ok: false, error: `${where}: bad cell '${clip(words[i])}' (want used/poisoned)` }
-      const [used, poisoned] = [Number(c[1]), Number(c[2])]
-      if (used > size || poisoned > size) {
+      if (!c) return { ok: false, error: `${where}: bad cell '${clip(words[i])}' (want used/poisoned[/owned])` }
+      const [used, poisoned, poisonedUsed] = [Number(c[1]), Number(c[2]), Number(c[3] ?? 0)]
+      if (used > size || poisoned > size || poisonedUsed > Math.min(used, poisoned)) {
         return { ok: false, error: `${where}: cell ${i} counts ${words[i]} exceed its ${plural(size, 'dpage')}` }
       }
       cells.push({
-        index: i, firstPfn: pfnFirst + i * perCell * fpd, dpages: size, used, poisoned, file: 0,
-        state: cellState(size, used, poisoned)
+        index: i, firstPfn: pfnFirst + i * perCell * fpd, dpages: size, used, poisoned, poisonedUsed, file: 0,
+        state: cellState(size, used, poisoned, poisonedUsed)
       })
     }
     regions.push({ id, node, phys, dpages, dpageSize, perCell, pfnFirst, pfnLast: pfnFirst + dpages * fpd - 1, cells })
@@ -134,13 +137,15 @@ function clip (s: string): string {
 
 // --- cell states -----------------------------------------------------------------------------------------
 
-export function cellState (dpages: number, used: number, poisoned: number): CellState {
+export function cellState (dpages: number, used: number, poisoned: number, poisonedUsed = 0): CellState {
+  if (poisonedUsed > 0) return 'poisoned-file'
   if (poisoned > 0) return 'poisoned'
   if (used === 0) return 'free'
   return used >= dpages ? 'used' : 'partial'
 }
 
-/** A copy of `map` in which every cell holding dpages of the runs counts them in `file` and shows 'file'. */
+/** A copy of `map` in which every cell holding dpages of the runs counts them in `file` and shows 'file',
+ *  unless poison shows there (poison wins: the file's mark must not hide it). */
 export function markFile (map: PoolMap, runs: Array<{ pfn: number, frames: number }>): PoolMap {
   const regions = map.regions.map(r => ({ ...r, cells: r.cells.map(c => ({ ...c })) }))
   for (const run of runs) {
@@ -159,7 +164,7 @@ export function markFile (map: PoolMap, runs: Array<{ pfn: number, frames: numbe
         const cellEnd = cell.firstPfn + cell.dpages * fpd
         const frames = Math.min(hi, cellEnd) - Math.max(lo, cell.firstPfn)
         cell.file += Math.ceil(frames / fpd)
-        cell.state = 'file'
+        if (cell.poisoned === 0) cell.state = 'file'
       }
     }
   }
@@ -180,11 +185,11 @@ function coarsenRegion (r: MapRegion, cells: number): MapRegion {
   const merged: MapCell[] = []
   for (let i = 0; i < r.cells.length; i += group) {
     const part = r.cells.slice(i, i + group)
-    const add = (key: 'dpages' | 'used' | 'poisoned' | 'file'): number => part.reduce((n, c) => n + c[key], 0)
-    const [dpages, used, poisoned, file] = [add('dpages'), add('used'), add('poisoned'), add('file')]
+    const add = (key: 'dpages' | 'used' | 'poisoned' | 'poisonedUsed' | 'file'): number => part.reduce((n, c) => n + c[key], 0)
+    const [dpages, used, poisoned, poisonedUsed, file] = [add('dpages'), add('used'), add('poisoned'), add('poisonedUsed'), add('file')]
     merged.push({
-      index: merged.length, firstPfn: part[0].firstPfn, dpages, used, poisoned, file,
-      state: file > 0 ? 'file' : cellState(dpages, used, poisoned)
+      index: merged.length, firstPfn: part[0].firstPfn, dpages, used, poisoned, poisonedUsed, file,
+      state: file > 0 && poisoned === 0 ? 'file' : cellState(dpages, used, poisoned, poisonedUsed)
     })
   }
   return { ...r, perCell: group * r.perCell, cells: merged }
@@ -262,18 +267,25 @@ export function cellTitle (r: MapRegion, c: MapCell): string {
   const last = c.firstPfn + c.dpages * (r.dpageSize / PAGE_SIZE) - 1
   const range = last === c.firstPfn ? `pfn ${hex(c.firstPfn)}` : `pfn ${hex(c.firstPfn)}-${hex(last)}`
   const file = c.file > 0 ? `, ${c.file} of the file` : ''
+  const inFile = c.poisonedUsed > 0 ? ` (${c.poisonedUsed} in a file)` : ''
   return `region ${r.id} cell ${c.index}: ${range}, ${plural(c.dpages, 'dpage')}, ${c.used} used, ` +
-    `${c.poisoned} poisoned${file} (${STATE_NAME[c.state]})`
+    `${c.poisoned} poisoned${inFile}${file} (${STATE_NAME[c.state]})`
 }
 
 // --- text ------------------------------------------------------------------------------------------------
 
-export const STATE_CHAR: Record<CellState, string> = { free: '.', partial: '+', used: '#', poisoned: 'X', file: 'F' }
-export const STATE_NAME: Record<CellState, string> = {
-  free: 'free', partial: 'partly used', used: 'used', poisoned: 'poisoned', file: "the file's"
+export const STATE_CHAR: Record<CellState, string> = {
+  free: '.', partial: '+', used: '#', poisoned: 'X', 'poisoned-file': '!', file: 'F'
 }
-// SGR codes for a terminal: dim free space, yellow partly used, green used, bold red poison, bold cyan file.
-const STATE_SGR: Record<CellState, string> = { free: '2', partial: '33', used: '32', poisoned: '1;31', file: '1;36' }
+export const STATE_NAME: Record<CellState, string> = {
+  free: 'free', partial: 'partly used', used: 'used', poisoned: 'poisoned', 'poisoned-file': 'poisoned in a file',
+  file: "the file's"
+}
+// SGR codes for a terminal: dim free space, yellow partly used, green used, bold red poison, bold magenta
+// poison in a file, bold cyan file.
+const STATE_SGR: Record<CellState, string> = {
+  free: '2', partial: '33', used: '32', poisoned: '1;31', 'poisoned-file': '1;35', file: '1;36'
+}
 const SGR_RESET = '\x1b[0m'
 
 function sgr (code: string): string {
@@ -286,13 +298,14 @@ export interface TextOptions {
   fileLabel?: string // in a file's map: the file's name, for the legend
 }
 
+/** The states a legend lists, the weakest first. */
 function legendStates (map: PoolMap, fileLabel?: string): CellState[] {
-  const states: CellState[] = ['free', 'partial', 'used', 'poisoned']
-  if (fileLabel !== undefined || map.regions.some(r => r.cells.some(c => c.state === 'file'))) states.push('file')
-  return states
+  const states: CellState[] = ['free', 'partial', 'used']
+  if (fileLabel !== undefined || map.regions.some(r => r.cells.some(c => c.file > 0))) states.push('file')
+  return [...states, 'poisoned', 'poisoned-file']
 }
 
-/** The legend, in order of precedence: a cell shows the first that applies (the file, then poison). */
+/** The legend, in order of precedence: a cell shows the first that applies (poison, then the file). */
 export function legendText (map: PoolMap, opts: TextOptions = {}): string {
   const paint = (s: CellState): string => opts.colour ? sgr(STATE_SGR[s]) + STATE_CHAR[s] + SGR_RESET : STATE_CHAR[s]
   const items = legendStates(map, opts.fileLabel).reverse().map(s => `${paint(s)} ${legendName(s, opts.fileLabel)}`)
@@ -301,7 +314,8 @@ export function legendText (map: PoolMap, opts: TextOptions = {}): string {
 
 function legendName (s: CellState, fileLabel?: string): string {
   if (s === 'file') return fileLabel !== undefined ? `holds ${fileLabel}` : "the file's"
-  if (s === 'poisoned') return 'poisoned dpage'
+  if (s === 'poisoned-file') return 'poisoned dpage in a file'
+  if (s === 'poisoned') return 'poisoned free dpage'
   if (s === 'used') return 'all used'
   if (s === 'partial') return 'partly used'
   return 'all free'
@@ -359,6 +373,7 @@ export interface JsonCell {
   dpages: number
   used: number
   poisoned: number
+  poisoned_in_file: number
   file?: number
   state: CellState
 }
@@ -392,6 +407,7 @@ export function regionsJson (map: PoolMap, withFile = false): JsonRegion[] {
       dpages: c.dpages,
       used: c.used,
       poisoned: c.poisoned,
+      poisoned_in_file: c.poisonedUsed,
       ...(withFile ? { file: c.file } : {}),
       state: c.state
     }))
@@ -405,7 +421,7 @@ export function statJson (stat: Stat, map: PoolMap): { stat: Stat, regions: Json
 // --- SVG -------------------------------------------------------------------------------------------------
 
 export const STATE_FILL: Record<CellState, string> = {
-  free: '#e4e4e4', partial: '#f0b429', used: '#2f9e44', poisoned: '#d6336c', file: '#1c7ed6'
+  free: '#e4e4e4', partial: '#f0b429', used: '#2f9e44', poisoned: '#d6336c', 'poisoned-file': '#5f3dc4', file: '#1c7ed6'
 }
 
 const CELL = 10 // px, a cell's square with its gap

@@ -2,8 +2,10 @@
 
 import * as fs from 'fs'
 import * as path from 'path'
-import { findMount, FSTYPE, MountError } from '../fuse/mount'
-import { coarsenMap, parseMap, PoolMap } from '../statmap'
+import { CONTROL_DIR } from '../control/control'
+import { findMount, FSTYPE, MountError, readMounts } from '../fuse/mount'
+import { parsePoisoned, PoisonedLine } from '../mce/poison-book'
+import { coarsenMap, parseMap, parsePfns, PoolMap } from '../statmap'
 
 /** The mount point of the dmemfs mounted at `mountpoint`, resolved; fails when there is none. */
 export function mountedDmemfs (mountpoint: string): string {
@@ -94,4 +96,63 @@ export function readMap (mnt: string, cells: number): PoolMap {
   const map = parseMap(readControl(controlPath(mnt, 'map')))
   if (!map.ok) throw new MountError(map.error)
   return coarsenMap(map.value, cells)
+}
+
+export interface PfnRun {
+  offset: number
+  pfn: string
+  frames: number
+}
+
+/** The mounted dmemfs holding `real` (a resolved path, as bytes): the deepest dmemfs mount point above it. */
+export function dmemfsMountOf (real: string, file: string): string {
+  const mounts = readMounts().filter(m => {
+    const bytes = Buffer.from(m.mountpoint, 'utf8').toString('latin1')
+    return m.fstype === FSTYPE && (real === bytes || real.startsWith(bytes + '/'))
+  })
+  if (mounts.length === 0) throw new MountError(`${file} is not on a dmemfs`)
+  return mounts.reduce((a, b) => (b.mountpoint.length > a.mountpoint.length ? b : a)).mountpoint
+}
+
+/** The mount holding `file` (a byte string), which must be a regular file of it: not a directory, not a
+ *  control file. */
+export function dmemfsFileMount (file: string, shown: string): { mnt: string, ino: number, size: number } {
+  // The native realpath: fs.realpathSync() itself works on strings and would decode the bytes.
+  const real = fs.realpathSync.native(Buffer.from(file, 'latin1'), 'latin1')
+  const mnt = dmemfsMountOf(real, shown)
+  const st = fs.statSync(Buffer.from(real, 'latin1'))
+  const mntBytes = Buffer.from(mnt, 'utf8').toString('latin1')
+  const inControlDir = real.slice(mntBytes.length + 1).split('/')[0] === CONTROL_DIR
+  if (!st.isFile() || inControlDir) throw new MountError(`${shown} is not a regular dmemfs file`)
+  return { mnt, ino: st.ino, size: st.size }
+}
+
+export function fileRuns (mnt: string, ino: number): PfnRun[] {
+  const runs = parsePfns(readControl(controlPath(mnt, 'pfns')), ino)
+  if (!runs.ok) throw new MountError(runs.error)
+  return runs.value.map(r => ({ offset: r.offset, pfn: '0x' + r.pfn.toString(16), frames: r.frames }))
+}
+
+/** `.dmem/poisoned`, parsed; null when this user may not read it (it is root's alone). */
+export function readPoisoned (mnt: string): PoisonedLine[] | null {
+  let text: string
+  try {
+    text = readControl(controlPath(mnt, 'poisoned'))
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'EACCES') return null
+    throw err
+  }
+  const lines = parsePoisoned(text)
+  if (lines === null) throw new MountError('bad line in .dmem/poisoned')
+  return lines
+}
+
+/** The first PFNs of the soft-offlined dpages, from `.dmem/offline`. */
+export function readOffline (mnt: string): Set<number> {
+  const out = new Set<number>()
+  for (const line of readControl(controlPath(mnt, 'offline')).split('\n')) {
+    const m = /^0x([0-9a-f]+) /.exec(line)
+    if (m) out.add(parseInt(m[1], 16))
+  }
+  return out
 }

@@ -2,9 +2,11 @@
 // of its flags, generated from the commands themselves.
 
 import { Command, commandHelp, Parsed, print, UsageError, usageLine } from './common'
+import { inject } from './inject'
 import { mce } from './mce'
 import { mount } from './mount'
 import { pfn } from './pfn'
+import { softOfflineCommand } from './soft-offline'
 import { stat } from './stat'
 import { umount } from './umount'
 import { unpoison } from './unpoison'
@@ -27,7 +29,7 @@ export const help: Command = {
   }
 }
 
-export const COMMANDS: readonly Command[] = [mount, umount, mce, stat, pfn, unpoison, help]
+export const COMMANDS: readonly Command[] = [mount, umount, mce, softOfflineCommand, inject, stat, pfn, unpoison, help]
 
 export function findCommand (name: string): Command {
   const cmd = COMMANDS.find(c => c.name === name)

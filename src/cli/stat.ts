@@ -1,17 +1,26 @@
 // dmemfs stat: the pool's statistics and a map of the pool. It only reads (.dmem/stat and .dmem/map, both
-// readable by all), so any user who can reach the mount can run it.
+// readable by all; for --json also .dmem/poisoned, when root), so any user who can reach the mount can run it.
 
 import * as fs from 'fs'
 import { MountError } from '../fuse/mount'
 import { DEFAULT_CELLS, MAX_CELLS, parseStat, renderSvg, renderText, Stat, statJson } from '../statmap'
 import { Command, parseCells, Parsed, UsageError, useColour, value } from './common'
-import { controlPath, mountedDmemfs, readControl, readMap } from './dmem'
+import { jsonAscii } from '../fs/name'
+import { poisonedJson } from '../mce/poison-book'
+import { controlPath, mountedDmemfs, readControl, readMap, readPoisoned } from './dmem'
 
 function readStat (mnt: string): { text: string, stat: Stat } {
   const text = readControl(controlPath(mnt, 'stat'))
   const stat = parseStat(text)
   if (!stat.ok) throw new MountError(stat.error)
   return { text, stat: stat.value }
+}
+
+/** `.dmem/poisoned` for --json; only root may read it, so for anyone else the list is absent, not an error. */
+function poisonedList (mnt: string): { poisoned: object[] | null, poisoned_absent?: string } {
+  const lines = readPoisoned(mnt)
+  if (lines === null) return { poisoned: null, poisoned_absent: 'only root may read .dmem/poisoned' }
+  return { poisoned: poisonedJson(lines) }
 }
 
 interface StatRequest {
@@ -31,7 +40,7 @@ function draw (req: StatRequest): string {
     if (req.svg === '-') return image
     fs.writeFileSync(req.svg, image)
   }
-  if (req.json) return JSON.stringify(statJson(stat, map), null, 2) + '\n'
+  if (req.json) return jsonAscii({ ...statJson(stat, map), ...poisonedList(req.mnt) }, 2) + '\n'
   return text + '\n' + renderText(map, stat, { colour: useColour() })
 }
 
@@ -70,7 +79,9 @@ export const stat: Command = {
     {
       name: 'json',
       help: 'print {"stat": {...}, "regions": [{id, node, phys, pfn_first, pfn_last, dpages, dpage_size, per_cell, ' +
-        'cells: [{first_pfn, dpages, used, poisoned, state}]}]} instead'
+        'cells: [{first_pfn, dpages, used, poisoned, poisoned_in_file, state}]}], "poisoned": [{pfn, dpage_pfn, node, ' +
+        'state, ino, offset, path, time, flags, flag_names}]} instead ("poisoned" is null, with "poisoned_absent" ' +
+        'saying why, for a user who may not read .dmem/poisoned)'
     },
     {
       name: 'svg',
@@ -91,9 +102,10 @@ export const stat: Command = {
     '  .  free        no file owns a dpage of the cell\n' +
     '  +  partly used files own some of its dpages\n' +
     '  #  used        files own all of its dpages\n' +
-    '  X  poisoned    a dpage of the cell is poisoned (poison wins)\n' +
-    'Colours on a terminal (not with NO_COLOR set), plain characters otherwise. Only reads .dmem/stat and\n' +
-    '.dmem/map, which every user may read.',
+    '  X  poisoned    a dpage of the cell is poisoned, none that a file owns (poison wins)\n' +
+    '  !  poisoned in a file: a file owns a poisoned dpage of the cell, its data lost (wins over X)\n' +
+    'Colours on a terminal (not with NO_COLOR set), plain characters otherwise. Reads .dmem/stat and\n' +
+    '.dmem/map, which every user may read, and for --json .dmem/poisoned if this user may (root).',
   async run (parsed: Parsed): Promise<number> {
     if (parsed.positionals.length !== 1) throw new UsageError('stat needs exactly one MOUNTPOINT')
     const req: StatRequest = {

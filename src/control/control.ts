@@ -11,7 +11,7 @@ import { EarlyKillMode, handleMemoryFailure, locatePfn, MceEnvironment, NOT_DMEM
 import { PoisonBook, renderPoisoned } from '../mce/poison-book'
 import { renderReport, reportJson } from '../mce/report'
 import { CorrectedErrors } from '../mce/corrected'
-import { renderSoftOffline, softOffline } from '../mce/soft-offline'
+import { renderSoftOffline, softOffline, softOfflineJson } from '../mce/soft-offline'
 import { DmemPool } from '../pool/pool'
 import { Tracer } from '../pool/trace'
 import { RateLimit } from './ratelimit'
@@ -72,6 +72,7 @@ export class ControlDir {
     this.add({
       name: 'soft_offline', mode: 0o600, render: () => this.lastSoftOffline, write: text => this.writeSoftOffline(text)
     })
+    this.add({ name: 'offline', mode: 0o400, render: () => renderOffline(sb.pool) })
     this.add({ name: 'ce', mode: 0o600, render: () => this.lastCe, write: text => this.writeCe(text) })
     this.add({ name: 'ce_counts', mode: 0o400, render: () => this.renderCeCounts() })
     const tracer = sb.pool.tracer
@@ -131,15 +132,19 @@ export class ControlDir {
 
   /** After /sys/devices/system/memory/soft_offline_page: a PFN retires its dpage, its data kept. */
   writeSoftOffline (text: string): WriteResult {
-    const pfn = parsePfn(text)
+    // `PFN [json]`: the word json asks for the reply in JSON, as .dmem/mce's does.
+    const m = /^(.*?)[ \t]+json(\n?)$/s.exec(text)
+    const json = m !== null
+    const pfn = parsePfn(m ? m[1] + m[2] : text)
     if (!pfn.ok) return this.refuse('soft_offline', pfn.error)
     const place = locatePfn(this.sb.pool, pfn.value)
-    if (!place) return this.refuse('soft_offline', `${text.trim()}: ${NOT_DMEM_PFN}`)
+    if (!place) return this.refuse('soft_offline', `${text.trim().split(/\s+/)[0]}: ${NOT_DMEM_PFN}`)
     const report = softOffline(this.sb, place)
     this.lastSoftOffline = renderSoftOffline(report)
     if (report.errno) this.refusals.print(`dmemfs: .dmem/soft_offline: ${report.result}`)
     else this.env.log(report.result)
-    return { errno: report.errno, reply: this.lastSoftOffline }
+    const reply = json ? jsonAscii(softOfflineJson(report), 2) + '\n' : this.lastSoftOffline
+    return { errno: report.errno, reply }
   }
 
   /** A corrected error on a PFN: counted against its dpage; at the ce_threshold mount option's count the
@@ -225,6 +230,16 @@ export function renderStat (pool: DmemPool): string {
   return lines.join('\n') + '\n'
 }
 
+/** Soft-offlined dpages, one line each: what `dmemfs inject` needs to leave them alone (they are neither
+ *  free, used nor poisoned). A dpage still owned (retired once its file lets go) is listed too. */
+export function renderOffline (pool: DmemPool): string {
+  const lines = ['# dpage node']
+  for (let d = 0; d < pool.total; d++) {
+    if (pool.isOffline(d)) lines.push(`0x${pool.pfnOf(d).toString(16)} ${pool.regionOf(d).node}`)
+  }
+  return lines.join('\n') + '\n'
+}
+
 /** The buffered events, oldest first, under a header like ftrace's. */
 export function renderTrace (tracer: Tracer): string {
   const { lines } = tracer.read(tracer.oldest())
@@ -237,16 +252,18 @@ export function renderTrace (tracer: Tracer): string {
 export const MAP_CELLS = 4096
 
 /** The pool as a map: per region, its place and `cells` runs of dpages, each given as `used/poisoned`
- *  (dpages a file owns / poisoned dpages). Every cell holds `per_cell` dpages but the last, which holds the
+ *  (dpages a file owns / poisoned dpages), `used/poisoned/owned` when files own `owned` of the poisoned
+ *  dpages. Every cell holds `per_cell` dpages but the last, which holds the
  *  rest. */
 export function renderMap (pool: DmemPool, cells: number): string {
-  const lines = ['# region R node N phys P dpages D dpage_size S per_cell C cells used/poisoned ...']
+  const lines = ['# region R node N phys P dpages D dpage_size S per_cell C cells used/poisoned[/owned] ...']
   for (const r of pool.regions) {
     const perCell = Math.ceil(r.dpages / Math.min(cells, r.dpages))
     const counts: string[] = []
     for (let start = 0; start < r.dpages; start += perCell) {
       const c = pool.countRange(r.base + start, r.base + Math.min(r.dpages, start + perCell))
-      counts.push(`${c.used}/${c.poisoned}`)
+      // A third count only where a file owns poisoned dpages, so the common cell stays `used/poisoned`.
+      counts.push(c.poisonedUsed > 0 ? `${c.used}/${c.poisoned}/${c.poisonedUsed}` : `${c.used}/${c.poisoned}`)
     }
     lines.push(`region ${r.id} node ${r.node} phys 0x${r.phys.toString(16)} dpages ${r.dpages} ` +
       `dpage_size ${pool.dpageSize} per_cell ${perCell} cells ${counts.join(' ')}`)

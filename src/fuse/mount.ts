@@ -30,6 +30,7 @@ export class MountError extends Error {}
 export interface MountEntry {
   mountpoint: string
   fstype: string
+  dev: string // major:minor in decimal, as mountinfo gives it
 }
 
 /** Mount points from /proc/self/mountinfo, with the kernel's octal escapes undone. */
@@ -40,7 +41,7 @@ export function readMounts (): MountEntry[] {
     if (!line) continue
     const [left, right] = line.split(' - ')
     const fields = left.split(' ')
-    entries.push({ mountpoint: unescapeMount(fields[4]), fstype: right.split(' ')[0] })
+    entries.push({ mountpoint: unescapeMount(fields[4]), fstype: right.split(' ')[0], dev: fields[2] })
   }
   return entries
 }

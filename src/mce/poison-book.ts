@@ -2,7 +2,7 @@
 // held at that moment (free, or which file and where), when, and with which flags. The pool only knows
 // that a dpage is poisoned; this book remembers why, for `.dmem/poisoned` and `dmemfs stat --json`.
 
-import { nameEscape, nameForJson } from '../fs/name'
+import { nameEscape, nameForJson, nameUnescape } from '../fs/name'
 import { DmemPool } from '../pool/pool'
 import { flagNames } from './input'
 import { MceReport } from './memory-failure'
@@ -80,7 +80,33 @@ export function renderPoisoned (records: PoisonRecord[]): string {
   return lines.join('\n') + '\n'
 }
 
-export function poisonedJson (records: PoisonRecord[]): object[] {
+/** A record as `.dmem/poisoned` shows it: without the pool's own dpage number. */
+export type PoisonedLine = Omit<PoisonRecord, 'dpage'>
+
+/** Parses `.dmem/poisoned` (the inverse of renderPoisoned()); null for a line that is not one of its. */
+export function parsePoisoned (text: string): PoisonedLine[] | null {
+  const out: PoisonedLine[] = []
+  for (const line of text.split('\n')) {
+    if (line === '' || line.startsWith('#')) continue
+    const m = /^0x([0-9a-f]+) 0x([0-9a-f]+) (\d+) (free|used|kept) (\d+|-) (\d+|-) (\S+) 0x([0-9a-f]+) (.*)$/.exec(line)
+    if (!m) return null
+    const opt = (t: string): number | null => (t === '-' ? null : Number(t))
+    out.push({
+      pfn: parseInt(m[1], 16),
+      dpagePfn: parseInt(m[2], 16),
+      node: Number(m[3]),
+      state: m[4] as PoisonRecord['state'],
+      ino: opt(m[5]),
+      offset: opt(m[6]),
+      time: m[7] === '-' ? null : Date.parse(m[7]),
+      flags: parseInt(m[8], 16),
+      path: m[9] === '-' ? null : nameUnescape(m[9])
+    })
+  }
+  return out
+}
+
+export function poisonedJson (records: PoisonedLine[]): object[] {
   return records.map(r => ({
     pfn: hex(r.pfn),
     dpage_pfn: hex(r.dpagePfn),

@@ -143,14 +143,19 @@ export class DmemPool {
   }
 
   /** How many of the pool dpages [start, end) a file owns, and how many are poisoned. */
-  countRange (start: number, end: number): { used: number, poisoned: number } {
+  countRange (start: number, end: number): { used: number, poisoned: number, poisonedUsed: number } {
     let used = 0
     let poisoned = 0
+    let poisonedUsed = 0 // poisoned dpages a file still owns: data lost, not just a frame out of service
     for (let d = start; d < end; d++) {
-      if (this.owner[d] !== NO_OWNER) used++
-      if (this.flags[d] & DPAGE_POISONED) poisoned++
+      const owned = this.owner[d] !== NO_OWNER
+      if (owned) used++
+      if (this.flags[d] & DPAGE_POISONED) {
+        poisoned++
+        if (owned) poisonedUsed++
+      }
     }
-    return { used, poisoned }
+    return { used, poisoned, poisonedUsed }
   }
 
   /** Touches every page of the pool now, as a real reservation has its memory ready: the first write to

@@ -13,6 +13,8 @@ import { BIN, DmemfsMount, parseStat, sh, ShResult, sleep, stopAll, tempDir } fr
 interface StatJson {
   stat: Record<string, number>
   regions: JsonRegion[]
+  poisoned: Array<{ pfn: string, state: string, path: string | null }> | null
+  poisoned_absent?: string
 }
 
 function dmemfs (args: string, env = ''): ShResult {
@@ -124,7 +126,12 @@ describe('dmemfs stat: the pool as a map (16M pool of 4K dpages)', function () {
     expect(sum(fine.regions, 'used') + sum(fine.regions, 'poisoned') - poisonedUsed.length)
       .to.equal(st.total_dpages - st.free_dpages)
     expect(sum(fine.regions, 'used')).to.equal(256 + 512) // b and c, in 4K dpages
-    expect(r.cells.filter(c => c.state === 'poisoned')).to.have.length(2)
+    // The poisoned dpage in c and the poisoned free one are drawn apart.
+    expect(r.cells.filter(c => c.state === 'poisoned').map(c => parseInt(c.first_pfn, 16))).to.deep.equal([freePfn])
+    expect(r.cells.filter(c => c.state === 'poisoned-file').map(c => parseInt(c.first_pfn, 16))).to.deep.equal([usedPfn])
+    expect(poisonedUsed.map(c => c.poisoned_in_file)).to.deep.equal([1])
+    // And the poisoned list, for root, says which is which.
+    expect(fine.poisoned!.map(p => [p.pfn, p.state, p.path])).to.deep.equal([[hex(usedPfn), 'used', '/c'], [hex(freePfn), 'free', null]])
 
     // The default map: 512 cells of 8 dpages, same totals.
     const coarse = statJson(m)
@@ -135,7 +142,7 @@ describe('dmemfs stat: the pool as a map (16M pool of 4K dpages)', function () {
     expect(sum(coarse.regions, 'used')).to.equal(st.total_dpages - st.free_dpages - 1)
     expect(sum(coarse.regions, 'poisoned')).to.equal(st.poisoned_dpages)
     for (const c of cr.cells) {
-      const want = c.poisoned > 0 ? 'poisoned' : c.used === 0 ? 'free' : c.used === c.dpages ? 'used' : 'partial'
+      const want = c.poisoned_in_file > 0 ? 'poisoned-file' : c.poisoned > 0 ? 'poisoned' : c.used === 0 ? 'free' : c.used === c.dpages ? 'used' : 'partial'
       expect(c.state, JSON.stringify(c)).to.equal(want)
     }
 
@@ -146,7 +153,7 @@ describe('dmemfs stat: the pool as a map (16M pool of 4K dpages)', function () {
     const statText = fs.readFileSync(m.path('.dmem/stat'), 'utf8')
     expect(out.stdout.startsWith(statText)).to.equal(true)
     expect(out.stdout).to.not.include('\x1b') // not a terminal: no colours
-    expect(out.stdout).to.match(/^legend: X poisoned dpage {3}# all used {3}\+ partly used {3}\. all free/m)
+    expect(out.stdout).to.match(/^legend: ! poisoned dpage in a file {3}X poisoned free dpage {3}# all used {3}\+ partly used {3}\. all free/m)
     expect(out.stdout).to.include('  1 cell = 8 dpages of 4K = 32 KiB\n')
     expect(out.stdout).to.include('  region 0: pfn 0x100000-0x100fff (phys 0x100000000-0x100ffffff), 4096 dpages, 768 used, 2 poisoned\n')
     expect(out.stdout).to.include(`node 0: 4096 dpages, ${st.free_dpages} free, 768 used, 2 poisoned\n`)
@@ -154,10 +161,11 @@ describe('dmemfs stat: the pool as a map (16M pool of 4K dpages)', function () {
     expect(rows).to.have.length(8)
     expect(rows.map(x => x.pfn)).to.deep.equal([0, 1, 2, 3, 4, 5, 6, 7].map(i => 0x100000 + i * 64 * 8))
     const drawn = rows.map(x => x.cells).join('')
-    expect(drawn).to.match(/^[.+#X]{512}$/)
-    const chars: Record<string, string> = { free: '.', partial: '+', used: '#', poisoned: 'X' }
+    expect(drawn).to.match(/^[.+#X!]{512}$/)
+    const chars: Record<string, string> = { free: '.', partial: '+', used: '#', poisoned: 'X', 'poisoned-file': '!' }
     expect(drawn).to.equal(cr.cells.map(c => chars[c.state]).join(''))
-    expect(cellsDrawn(out.stdout, 'X', 8)).to.deep.equal([usedPfn - usedPfn % 8, freePfn - 7].sort((x, y) => x - y))
+    expect(cellsDrawn(out.stdout, 'X', 8)).to.deep.equal([freePfn - 7])
+    expect(cellsDrawn(out.stdout, '!', 8)).to.deep.equal([usedPfn - usedPfn % 8])
   })
 
   it('after a free PFN is poisoned, the map shows a poisoned cell there', function () {
@@ -169,7 +177,7 @@ describe('dmemfs stat: the pool as a map (16M pool of 4K dpages)', function () {
     const after = statJson(m, 64)
     const cells = after.regions[0].cells
     const at = Math.floor(3000 / 64)
-    expect(cells[at]).to.deep.equal({ first_pfn: hex(0x100000 + at * 64), dpages: 64, used: 0, poisoned: 1, state: 'poisoned' })
+    expect(cells[at]).to.deep.equal({ first_pfn: hex(0x100000 + at * 64), dpages: 64, used: 0, poisoned: 1, poisoned_in_file: 0, state: 'poisoned' })
     expect(cells.filter(c => c.state === 'poisoned')).to.have.length(1)
     expect(after.stat.poisoned_dpages).to.equal(1)
     expect(after.stat.free_dpages).to.equal(before.stat.free_dpages - 1)
@@ -190,7 +198,7 @@ describe('dmemfs stat: the pool as a map (16M pool of 4K dpages)', function () {
     const fine = dmemfs(`pfn ${m.path('a')} --map --cells 4096`)
     expect(fine.status, fine.stderr).to.equal(0)
     expect(fine.stdout.startsWith(listing.stdout)).to.equal(true)
-    expect(fine.stdout).to.match(/^legend: F holds a {3}X poisoned dpage/m)
+    expect(fine.stdout).to.match(/^legend: ! poisoned dpage in a file {3}X poisoned free dpage {3}F holds a {3}#/m)
     expect(fine.stdout).to.include('60 of the file')
     const byPfn = (a: number, b: number): number => a - b
     expect(cellsDrawn(fine.stdout, 'F', 1)).to.deep.equal([...pfns].sort(byPfn))
@@ -320,7 +328,12 @@ describe('dmemfs stat as a user other than root (allow_other)', function () {
       const user = asNobody(`stat ${m.mnt} --json${cells}`)
       expect(user.status, user.stderr).to.equal(0)
       expect(user.stderr).to.equal('')
-      expect(JSON.parse(user.stdout), cells).to.deep.equal(okJson(`stat ${m.mnt} --json${cells}`))
+      // Everything root sees but the poisoned list, which only root may read: absent, with the reason.
+      const mine = JSON.parse(user.stdout) as StatJson
+      expect([mine.poisoned, mine.poisoned_absent]).to.deep.equal([null, 'only root may read .dmem/poisoned'])
+      const root = okJson<StatJson>(`stat ${m.mnt} --json${cells}`)
+      expect(root.poisoned).to.have.length(2)
+      expect({ ...mine, poisoned: root.poisoned, poisoned_absent: undefined }).to.deep.equal({ ...root, poisoned_absent: undefined })
     }
     const text = asNobody(`stat ${m.mnt}`)
     expect(text.status, text.stderr).to.equal(0)

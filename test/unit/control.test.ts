@@ -68,11 +68,11 @@ describe('control directory', () => {
 
   it('has stat, pfns, map, mce, unpoison and the tracing files, read-only or root-only', async () => {
     expect([...dir.files.keys()]).to.deep.equal([
-      'stat', 'pfns', 'map', 'mce', 'unpoison', 'poisoned', 'soft_offline', 'ce', 'ce_counts', 'tracing_on', 'trace',
-      'trace_pipe'
+      'stat', 'pfns', 'map', 'mce', 'unpoison', 'poisoned', 'soft_offline', 'offline', 'ce', 'ce_counts', 'tracing_on',
+      'trace', 'trace_pipe'
     ])
     expect([...dir.files.values()].map(f => f.mode)).to.deep.equal([
-      0o444, 0o400, 0o444, 0o600, 0o600, 0o400, 0o600, 0o600, 0o400, 0o600, 0o600, 0o400
+      0o444, 0o400, 0o444, 0o600, 0o600, 0o400, 0o600, 0o400, 0o600, 0o400, 0o600, 0o600, 0o400
     ])
     // Readable by every user: the statistics and the map only; PFNs and injection are root's.
     expect([...dir.files.values()].filter(f => f.public).map(f => f.name)).to.deep.equal(['stat', 'map'])

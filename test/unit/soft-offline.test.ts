@@ -6,6 +6,7 @@ import { expect } from 'chai'
 import { ControlDir, renderStat, WriteResult } from '../../src/control/control'
 import { EBUSY, EINVAL } from '../../src/fs/errno'
 import { Superblock } from '../../src/fs/super'
+import { parsePoisoned, poisonedJson } from '../../src/mce/poison-book'
 import { MiB } from '../../src/pool/layout'
 import { randomBytes } from 'crypto'
 import { createFile, fakeEnv, lookup, makeSb, O_RDWR, pfnOfIndex as pfnOfInode } from './mce-fixtures'
@@ -123,6 +124,24 @@ describe('soft offline', () => {
   })
 })
 
+describe('.dmem/soft_offline json and .dmem/offline', () => {
+  it('the word json gives the reply as JSON; other words are refused; offline lists the retired dpages', () => {
+    const sb = makeSb({ size: 4 * MiB, nodes: 1, shift: 12 })
+    const dir = new ControlDir(sb, fakeEnv())
+    const file = dir.files.get('soft_offline')!
+    const write = (text: string) => sync(file.write!(text))
+    const r = write('0x100300 json\n')
+    expect(r.errno).to.equal(0)
+    expect(JSON.parse(r.reply)).to.include({ pfn: '0x100300', state: 'free', errno: 0 })
+    expect(write('0x100301 jsonx\n').errno).to.equal(EINVAL)
+    expect(write('json\n').errno).to.equal(EINVAL)
+    const again = write('0x100300 json')
+    expect([again.errno, JSON.parse(again.reply).state]).to.deep.equal([EINVAL, 'already-offline'])
+    expect(write('0x100302').reply).to.match(/^pfn 0x100302 .* state free\n/)
+    expect(dir.files.get('offline')!.render()).to.equal('# dpage node\n0x100300 0\n0x100302 0\n')
+  })
+})
+
 describe('.dmem/poisoned', () => {
   it('lists each poisoned dpage with its state, owner, offset and path at the time, and its flags', async () => {
     const sb = makeSb({ size: 4 * MiB, nodes: 1, shift: 12 })
@@ -140,6 +159,22 @@ describe('.dmem/poisoned', () => {
     // Unpoisoned: gone from the list.
     expect(sync(dir.files.get('unpoison')!.write!('0x100300')).errno).to.equal(0)
     expect(dir.files.get('poisoned')!.render().trim().split('\n')).to.have.length(2)
+  })
+
+  it('parses back into what the pool book holds: the same JSON, names with any bytes', () => {
+    const sb = makeSb({ size: 4 * MiB, nodes: 1, shift: 12 })
+    sb.pool.poison(9) // kept
+    const dir = new ControlDir(sb, fakeEnv())
+    const name = '/a\nb c\\\xff'
+    createFile(sb, name, 4096)
+    dir.files.get('mce')!.write!(`0x${pfnOfIndex(sb, name, 0).toString(16)} action_required must_kill`)
+    dir.files.get('mce')!.write!('0x100300')
+    const book = dir.poisonBook.list()
+    const parsed = parsePoisoned(dir.files.get('poisoned')!.render())
+    expect(parsed).to.have.length(3)
+    expect(poisonedJson(parsed!)).to.deep.equal(poisonedJson(book))
+    expect(parsed!.map(p => p.path)).to.deep.equal(book.map(p => p.path))
+    expect(parsePoisoned('0x1 0x1 0 gone - - - 0x0 -\n')).to.equal(null)
   })
 
   it('a dpage poisoned before this mount (poison_file) is listed as kept', () => {

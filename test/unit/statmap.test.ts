@@ -238,13 +238,29 @@ describe('statmap: cell states and marks', () => {
     const marked = markFile(map, [{ pfn: 0x100003, frames: 2 }, { pfn: 0x100009, frames: 3 }])
     expect(marked.regions[0].cells.map(c => c.file)).to.deep.equal([1, 1, 1])
     expect(marked.regions[1].cells.map(c => c.file)).to.deep.equal([2, 0, 0])
-    expect(marked.regions[0].cells.map(c => c.state)).to.deep.equal(['file', 'file', 'file'])
+    // Poison wins over the file's mark: cell 1 holds a poisoned dpage and says so.
+    expect(marked.regions[0].cells.map(c => c.state)).to.deep.equal(['file', 'poisoned', 'file'])
     expect(marked.regions[1].cells.map(c => c.state)).to.deep.equal(['file', 'partial', 'poisoned'])
     expect(totals(marked).file).to.equal(5)
     // the map marked is a copy
     expect(map.regions[0].cells[0].state).to.equal('used')
     // a run outside the pool marks nothing
     expect(totals(markFile(map, [{ pfn: 0x200000, frames: 10 }])).file).to.equal(0)
+  })
+
+  it('tells a poisoned dpage in a file (! in text, its own colour in the SVG) from a poisoned free one (X)', () => {
+    const map = okMap('region 0 node 0 phys 0x100000000 dpages 4 dpage_size 4096 per_cell 1 cells 1/1/1 0/1 1/0 0/0\n')
+    expect(map.regions[0].cells.map(c => c.state)).to.deep.equal(['poisoned-file', 'poisoned', 'used', 'free'])
+    expect(cellState(4, 2, 2, 1)).to.equal('poisoned-file')
+    const marked = markFile(map, [{ pfn: 0x100000, frames: 1 }, { pfn: 0x100002, frames: 1 }])
+    expect(gridRows(renderText(marked, null, { fileLabel: 'f' })).map(r => r.cells)).to.deep.equal(['!XF.'])
+    const svg = renderSvg(marked, null)
+    const fills = all(parseXml(svg), 'rect').filter(r => classes(r).includes('cell')).map(r => [classes(r)[1], r.attrs.fill])
+    expect(fills.slice(0, 2)).to.deep.equal([['poisoned-file', '#5f3dc4'], ['poisoned', '#d6336c']])
+    expect(cellTitle(map.regions[0], map.regions[0].cells[0])).to.equal(
+      'region 0 cell 0: pfn 0x100000, 1 dpage, 1 used, 1 poisoned (1 in a file) (poisoned in a file)')
+    expect(coarsenMap(map, 1).regions[0].cells[0]).to.include({ poisoned: 2, poisonedUsed: 1, state: 'poisoned-file' })
+    expect(parseMap('region 0 node 0 phys 0x100000000 dpages 1 dpage_size 4096 per_cell 1 cells 0/1/1\n').ok).to.equal(false)
   })
 
   it('counts big dpages, not frames', () => {
@@ -319,8 +335,14 @@ describe('statmap: cell states and marks', () => {
         expected.add(`${region.id}:${Math.floor((d - region.base) / perCell)}`)
       }
       const got = new Set<string>()
-      for (const r of marked.regions) for (const c of r.cells) if (c.state === 'file') got.add(`${r.id}:${c.index}`)
+      for (const r of marked.regions) for (const c of r.cells) if (c.file > 0) got.add(`${r.id}:${c.index}`)
       expect([...got].sort()).to.deep.equal([...expected].sort())
+      // b's poisoned dpage shows as poisoned in a file, not as b's, not as a poisoned free dpage
+      const bRegion = pool.regions.find(r => bDpage >= r.base && bDpage < r.base + r.dpages)!
+      const bCell = marked.regions[bRegion.id].cells[Math.floor((bDpage - bRegion.base) / map.regions[bRegion.id].perCell)]
+      expect(bCell.state).to.equal('poisoned-file')
+      const freeCell = map.regions[0].cells[map.regions[0].cells.length - 1]
+      if (cells === 4096) expect(freeCell.state).to.equal('poisoned') // one dpage a cell: the free one alone
       expect(totals(marked).file).to.equal(b.dpages!.size)
     }
   })
@@ -356,7 +378,7 @@ describe('statmap: text', () => {
   it('draws each node and region: range, scale, and a grid row per 64 cells, one character a cell', () => {
     const text = renderText(map, stat)
     expect(text).to.not.match(/\x1b/)
-    expect(text).to.include('legend: X poisoned dpage   # all used   + partly used   . all free')
+    expect(text).to.include('legend: ! poisoned dpage in a file   X poisoned free dpage   # all used   + partly used   . all free')
     expect(text).to.include('node 0: 10 dpages, 5 free, 6 used, 1 poisoned')
     expect(text).to.include('node 1: 10 dpages, 7 free, 4 used, 1 poisoned')
     expect(text).to.include('  region 0: pfn 0x100000-0x100009 (phys 0x100000000-0x100009fff), 10 dpages, 6 used, 1 poisoned')
@@ -403,7 +425,7 @@ describe('statmap: text', () => {
   it('in a file\'s map, marks its cells F and names it in the legend', () => {
     const marked = markFile(map, [{ pfn: 0x10000e, frames: 1 }])
     const text = renderText(marked, null, { fileLabel: 'data.bin' })
-    expect(text).to.match(/^legend: F holds data\.bin {3}X poisoned dpage/)
+    expect(text).to.match(/^legend: ! poisoned dpage in a file {3}X poisoned free dpage {3}F holds data\.bin {3}#/)
     expect(gridRows(text).map(r => r.cells)).to.deep.equal(['#X.', '.FX'])
     expect(text).to.include('node 1: 10 dpages, 4 used, 1 poisoned, 1 of the file')
     expect(legendText(map)).to.not.include('F ')
@@ -434,7 +456,7 @@ describe('statmap: SVG', () => {
     }
     // a legend swatch for each state shown, none counted as a cell
     const legend = all(root, 'rect').filter(r => classes(r).includes('legend'))
-    expect(legend.map(r => classes(r)[1])).to.deep.equal(['poisoned', 'used', 'partial', 'free'])
+    expect(legend.map(r => classes(r)[1])).to.deep.equal(['poisoned-file', 'poisoned', 'used', 'partial', 'free'])
     const texts = all(root, 'text').map(t => t.text)
     expect(texts).to.include('dmemfs pool at /mnt')
     expect(texts.some(t => t.includes('1 cell = 4 dpages of 4K = 16 KiB'))).to.equal(true)
@@ -483,9 +505,9 @@ describe('statmap: JSON', () => {
     expect(json.regions[1]).to.deep.include({
       id: 1, node: 1, phys: '0x10000a000', pfn_first: '0x10000a', pfn_last: '0x100013', dpages: 10, dpage_size: 4096, per_cell: 4
     })
-    expect(json.regions[1].cells[2]).to.deep.equal({ first_pfn: '0x100012', dpages: 2, used: 1, poisoned: 1, state: 'poisoned' })
+    expect(json.regions[1].cells[2]).to.deep.equal({ first_pfn: '0x100012', dpages: 2, used: 1, poisoned: 1, poisoned_in_file: 0, state: 'poisoned' })
     const marked = regionsJson(markFile(map, [{ pfn: 0x100000, frames: 2 }]), true)
-    expect(marked[0].cells[0]).to.deep.equal({ first_pfn: '0x100000', dpages: 4, used: 4, poisoned: 0, file: 2, state: 'file' })
+    expect(marked[0].cells[0]).to.deep.equal({ first_pfn: '0x100000', dpages: 4, used: 4, poisoned: 0, poisoned_in_file: 0, file: 2, state: 'file' })
     expect(marked[1].cells[0].file).to.equal(0)
   })
 
