@@ -7,7 +7,9 @@
 //    path, and link that library under its SONAME into `.lib/`, which bin/dmemfs then puts on
 //    LD_LIBRARY_PATH. One line says so; fuse-native's old behaviour (millisecond times, no caller
 //    identity, no per-file direct_io) remains.
-// 3. Compile the TypeScript so `npm start` and the `dmemfs` bin run without ts-node.
+// 3. Build dmemfs's own native data path (native/datapath.c) the same way. It needs the rebuilt binding's
+//    data hook; without either, READ and WRITE go through TypeScript as before, and one line says so.
+// 4. Compile the TypeScript so `npm start` and the `dmemfs` bin run without ts-node.
 'use strict'
 const fs = require('fs')
 const path = require('path')
@@ -16,8 +18,7 @@ const { execFileSync } = require('child_process')
 const root = path.resolve(__dirname, '..')
 const fallbackLibDir = path.join(root, '.lib')
 
-function rebuildFuseNative () {
-  const dir = path.dirname(require.resolve('fuse-native/package.json'))
+function nodeGyp (dir) {
   const npmDir = process.env.npm_execpath ? path.resolve(path.dirname(process.env.npm_execpath), '..') : '/usr/lib/node_modules/npm'
   let gyp
   try {
@@ -25,6 +26,10 @@ function rebuildFuseNative () {
   } catch {
     return 'node-gyp not found'
   }
+  return runGyp(gyp, dir)
+}
+
+function runGyp (gyp, dir) {
   try {
     // Build against the installed Node headers; there is no network to download them from.
     const nodedir = process.env.npm_config_nodedir || path.resolve(process.execPath, '..', '..')
@@ -54,10 +59,14 @@ function build () {
 }
 
 fs.rmSync(fallbackLibDir, { recursive: true, force: true })
-const failure = rebuildFuseNative()
+const failure = nodeGyp(path.dirname(require.resolve('fuse-native/package.json')))
 if (failure) {
   console.error(`dmemfs: could not rebuild fuse-native (${failure}); using its prebuilt binding, without the fixes in patches/`)
   linkFallbackLibfuse()
+}
+const datapathFailure = failure ? 'no rebuilt fuse-native to hook into' : nodeGyp(path.join(root, 'native'))
+if (datapathFailure) {
+  console.error(`dmemfs: could not build the native data path (${datapathFailure}); reads and writes go through TypeScript`)
 }
 build()
 fs.mkdirSync(path.join(root, 'mount'), { recursive: true })

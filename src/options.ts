@@ -19,6 +19,7 @@ export interface MountOptions {
   prefault: boolean // touch the whole pool at mount
   userXattr: boolean // user.* extended attributes (ext4's user_xattr/nouser_xattr)
   poisonFile: string | null // where poisoned PFNs are kept across mounts
+  native: boolean // serve READ and WRITE on libfuse's threads when the native data path is built (native=0: never)
 }
 
 export const DEFAULT_POISON_FILE = '/var/lib/dmemfs/poison'
@@ -43,7 +44,8 @@ export function defaultMountOptions (): MountOptions {
     trace: false,
     prefault: false,
     userXattr: true,
-    poisonFile: null
+    poisonFile: null,
+    native: true
   }
 }
 
@@ -128,6 +130,11 @@ const SETTERS: Record<string, Setter> = {
   user_xattr: flag(opts => { opts.userXattr = true }),
   nouser_xattr: flag(opts => { opts.userXattr = false }),
   trace: flag(opts => { opts.trace = true }),
+  native (opts, value) {
+    if (value !== '0' && value !== '1') return 'expects 0 or 1'
+    opts.native = value === '1'
+    return null
+  },
   poison_file (opts, value) {
     if (value === '') return 'expects a path, or no value for the default'
     opts.poisonFile = value ?? DEFAULT_POISON_FILE

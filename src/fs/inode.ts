@@ -1,4 +1,5 @@
 import { nowNs } from './clock'
+import { NativeFile } from './datapath'
 
 // Inodes: metadata, and per type either directory entries, a symlink target, or a regular file's dpage
 // table (file dpage index -> pool dpage), as dmemfs keeps in its radix tree.
@@ -57,6 +58,8 @@ export class Inode {
   target = ''
   // Regular files only: file dpage index -> pool dpage.
   dpages: Map<number, number> | null = null
+  // Regular files, with the native data path: the mirror of `dpages` and `size` it serves from.
+  native: NativeFile | null = null
 
   constructor (
     readonly ino: number,
@@ -89,6 +92,17 @@ export class Inode {
 
   isSymlink (): boolean {
     return (this.mode & S_IFMT) === S_IFLNK
+  }
+
+  /** Takes in the times of reads and writes the native data path served since the last look: before
+   *  anything shows or changes this inode's times. */
+  foldNativeTimes (): void {
+    if (!this.native) return
+    const w = this.native.lastWrite()
+    if (w > this.mtime) this.mtime = w
+    if (w > this.ctime) this.ctime = w
+    const r = this.native.lastRead()
+    if (r > 0n && this.atime <= this.mtime) this.atime = r // relatime, as Superblock.read
   }
 
   touchModified (now = nowNs()): void {

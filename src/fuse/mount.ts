@@ -13,6 +13,7 @@ import { DmemPool } from '../pool/pool'
 import { MceEnvironment } from '../mce/memory-failure'
 import { findHolders, mountIdentity, openerFamily, MountIdentity, processOfThread, sysctlEarlyKill, threadFlags } from '../mce/procfs'
 import { FuseAdapter } from './operations'
+import { DataPath, DataPathBinding } from '../fs/datapath'
 
 export const FSTYPE = 'fuse.dmemfs'
 const ENOTCONN = 'ENOTCONN'
@@ -165,6 +166,26 @@ export interface MountedFs {
   unmount (): Promise<void>
 }
 
+const DATAPATH_BINDING = path.resolve(__dirname, '..', '..', '..', 'native', 'build', 'Release', 'dmemfs_datapath.node')
+
+/** The native data path over this pool, or why there is none. It needs native/ built (postinstall) and the
+ *  patched fuse-native's hook; without either, everything goes through TypeScript. Called after
+ *  fuse-native is loaded, whose binding holds the hook. */
+function loadDataPath (pool: DmemPool, opts: MountOptions): DataPath | string {
+  if (!opts.native) return 'off (native=0)'
+  let binding: DataPathBinding
+  try {
+    binding = require(DATAPATH_BINDING) as DataPathBinding
+  } catch {
+    return 'off (native/ not built)'
+  }
+  if (!binding.attach()) return 'off (fuse-native binding without the data hook)'
+  const dp = new DataPath(binding, pool.dpageSize)
+  for (const region of pool.regions) dp.addRegion(region.base, region.dpages, region.buf)
+  dp.setTracing(pool.tracer.on)
+  return dp
+}
+
 /** Builds the pool and the filesystem and mounts them; resolves once the kernel has sent INIT. */
 export async function mountDmemfs (
   mountpoint: string, opts: MountOptions, log: (line: string) => void
@@ -186,12 +207,17 @@ export async function mountDmemfs (
     const dpage = pool.dpageOfPfn(pfn)
     if (dpage >= 0) pool.poison(dpage)
   }
+  // Loaded here, not at the top: the CLI's other commands must work without the native binding.
+  const Fuse = require('fuse-native') as typeof import('fuse-native')
+  const datapath = loadDataPath(pool, opts)
+  log(`dmemfs: native data path ${typeof datapath === 'string' ? datapath : 'on'}`)
   const sb = new Superblock(pool, {
     rootMode: opts.mode,
     rootUid: opts.uid,
     rootGid: opts.gid,
     nrInodes: opts.nrInodes,
-    maxAllocTry: opts.maxAllocTry
+    maxAllocTry: opts.maxAllocTry,
+    datapath: typeof datapath === 'string' ? null : datapath
   })
   let fuse: import('fuse-native') | null = null
   const control = new ControlDir(sb, procEnvironment(mnt, log), {
@@ -199,8 +225,6 @@ export async function mountDmemfs (
     onPoisonChange: () => { if (opts.poisonFile) writePoisonFile(opts.poisonFile, pool, log) }
   })
   const adapter = new FuseAdapter(sb, control, log, () => fuse && fuse.context())
-  // Loaded here, not at the top: the CLI's other commands must work without the native binding.
-  const Fuse = require('fuse-native') as typeof import('fuse-native')
   fuse = new Fuse(mnt, adapter.operations(opts.userXattr), {
     ...FUSE_OPTIONS,
     allowOther: opts.allowOther,

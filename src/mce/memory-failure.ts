@@ -3,6 +3,7 @@
 // map to its inode and page offset, then collect the processes that hold that file and decide, as the
 // seed's collect_procs/add_to_kill/kill_procs would, what each one gets.
 
+import { filePoisoned } from '../fs/file'
 import { Superblock } from '../fs/super'
 import { PAGE_SIZE } from '../pool/layout'
 import { DmemPool, NO_OWNER } from '../pool/pool'
@@ -120,6 +121,8 @@ export function memoryFailure (
   }
   const used = pool.isUsed(place.dpage)
   pool.poison(place.dpage)
+  const owner = used ? sb.inode(pool.ownerOf(place.dpage)) : undefined
+  if (owner) filePoisoned(owner, pool.indexOf(place.dpage))
   traceFailure(pool, place, used)
   if (!used) {
     return logged(env, { ...base, state: 'free', result: `MCE: free dpage, mark ${hex} disabled in dmem` })
