@@ -68,6 +68,91 @@ os.rmdir(d)
 print(json.dumps({'create': t1 - t0, 'unlink': t2 - t1}))
 `
 
+// Maps the file, reads one byte of each page after drop_caches (each a page fault the kernel takes to the
+// mount, with its readahead), then writes every byte and msyncs. Prints the seconds of each.
+const MMAP_PY = `
+import json, mmap, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+size = os.fstat(fd).st_size
+mm = mmap.mmap(fd, size, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+t0 = time.perf_counter()
+total = 0
+for off in range(0, size, 4096):
+    total += mm[off]
+t1 = time.perf_counter()
+chunk = b'Z' * (1 << 20)
+for off in range(0, size, 1 << 20):
+    mm[off:off + (1 << 20)] = chunk[:min(1 << 20, size - off)]
+mm.flush()
+t2 = time.perf_counter()
+mm.close()
+os.close(fd)
+print(json.dumps({'read': t1 - t0, 'write': t2 - t1}))
+`
+
+// The blocks the loaded MCE figure's readers read, after the 2 x mceSamples the other MCE figures poison.
+const MCE_LOADED_BLOCKS = 64
+
+// Four reader processes, 4 KiB O_DIRECT reads of random blocks of [offset, offset + 4 KiB x blocks) until
+// stdin closes. stamps holds, per block, the CLOCK_MONOTONIC time at which the benchmark saw the MCE report
+// of that block return (0: none yet); a read begun after that time must fail with EIO. Prints the totals.
+const MCE_READERS_PY = `
+import json, mmap, os, random, struct, sys, threading, time
+path, stamps_path, offset, blocks = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+def reader(w):
+    sfd = os.open(stamps_path, os.O_RDONLY)
+    stamps = mmap.mmap(sfd, 8 * blocks, mmap.MAP_SHARED, mmap.PROT_READ)
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECT)
+    buf = mmap.mmap(-1, 4096)
+    rng = random.Random(w)
+    reads = eio = 0
+    bad = []
+    while not stop[0]:
+        b = rng.randrange(blocks)
+        t0 = time.monotonic_ns()
+        try:
+            os.preadv(fd, [buf], offset + 4096 * b)
+            reads += 1
+            poisoned_at = struct.unpack_from('<q', stamps, 8 * b)[0]
+            if 0 < poisoned_at < t0:
+                bad.append('block %d read at %d, its report returned at %d' % (b, t0, poisoned_at))
+        except OSError as e:
+            if e.errno != 5:
+                raise
+            eio += 1
+    os.write(w_out[w], json.dumps([reads, eio, bad]).encode())
+stop = [False]
+w_out = {}
+results = []
+def run(w):
+    r, wfd = os.pipe()
+    w_out[w] = wfd
+    pid = os.fork()
+    if pid == 0:
+        os.close(r)
+        threading.Thread(target=lambda: (sys.stdin.read(), stop.__setitem__(0, True))).start()
+        reader(w)
+        os._exit(0)
+    os.close(wfd)
+    return pid, r
+kids = [run(w) for w in range(4)]
+sys.stdin.read()
+total = [0, 0, []]
+for pid, r in kids:
+    data = b''
+    while True:
+        chunk = os.read(r, 65536)
+        if not chunk:
+            break
+        data += chunk
+    os.waitpid(pid, 0)
+    reads, eio, bad = json.loads(data)
+    total[0] += reads
+    total[1] += eio
+    total[2] += bad
+print(json.dumps({'reads': total[0], 'eio': total[1], 'poisoned': total[2]}))
+`
+
 function figures (cfg: Config): Figure[] {
   const f = (id: string, label: string, unit: string, better: 'higher' | 'lower' = 'higher', only?: 'dmemfs'): Figure =>
     ({ id, label, unit, better, only, samples: {} })
@@ -78,6 +163,10 @@ function figures (cfg: Config): Figure[] {
     f('seq_read', `read ${cfg.seqMiB} MiB after drop_caches (dd bs=1M)`, 'MiB/s'),
     f('rand_read_1', 'random 4 KiB O_DIRECT reads, 1 job (fio)', 'IOPS'),
     f('rand_read_4', 'random 4 KiB O_DIRECT reads, 4 jobs (fio)', 'IOPS'),
+    f('rand_write_1', 'random 4 KiB O_DIRECT overwrites, 1 job (fio)', 'IOPS'),
+    f('rand_write_4', 'random 4 KiB O_DIRECT overwrites, 4 jobs (fio)', 'IOPS'),
+    f('mmap_read', `mmap read of ${cfg.seqMiB} MiB after drop_caches (page faults)`, 'MiB/s'),
+    f('mmap_write', `mmap write of ${cfg.seqMiB} MiB + msync (page faults)`, 'MiB/s'),
     f('create', `${cfg.files} x (create + write 4 KiB + close)`, 'files/s'),
     f('unlink', `unlink ${cfg.files} files`, 'files/s'),
     f('cp_r', `cp -r of a ${cfg.treeFiles}-file tree`, 'files/s'),
@@ -86,6 +175,8 @@ function figures (cfg: Config): Figure[] {
     f('mce_report', `MCE (must_kill deliver), ${cfg.idle} idle processes`, 'ms', 'lower', 'dmemfs'),
     f('mce_report_map', `MCE (must_kill deliver), a process mapping a ${mapSize(cfg)} file, all cached`, 'ms', 'lower', 'dmemfs'),
     f('mce_revoke_map', `  of which the revocation (dropping that file's cache and mapping)`, 'ms', 'lower', 'dmemfs'),
+    f('mce_report_loaded', 'MCE (must_kill deliver) while 4 jobs read the file (O_DIRECT)', 'ms', 'lower', 'dmemfs'),
+    f('mce_loaded_reads', 'those 4 jobs\' reads meanwhile, none of a poisoned dpage', 'reads/s', 'higher', 'dmemfs'),
     f('pool_mount', `mount, empty dmem=${cfg.pool} pool of 4K dpages`, 'ms', 'lower', 'dmemfs'),
     f('pool_rss_empty', `daemon RSS, empty dmem=${cfg.pool} pool`, 'MiB', 'lower', 'dmemfs'),
     f('pool_first_write', `first write of ${written} into it (dd bs=1M conv=fsync)`, 'MiB/s', 'higher', 'dmemfs'),
@@ -181,15 +272,32 @@ class Bench {
   }
 
   randRead (sys: System, jobs: 1 | 4): void {
+    this.add(jobs === 1 ? 'rand_read_1' : 'rand_read_4', sys.name, this.fio(sys, 'randread', jobs))
+  }
+
+  randWrite (sys: System, jobs: 1 | 4): void {
+    this.add(jobs === 1 ? 'rand_write_1' : 'rand_write_4', sys.name, this.fio(sys, 'randwrite', jobs))
+  }
+
+  /** Mapped, as a VM's RAM: every page a fault the kernel sends through the mount. */
+  mmap (sys: System): void {
+    dropCaches()
+    const out = run('python3', ['-c', MMAP_PY, this.seqFile(sys)])
+    const t = JSON.parse(out) as { read: number, write: number }
+    this.add('mmap_read', sys.name, this.cfg.seqMiB / t.read)
+    this.add('mmap_write', sys.name, this.cfg.seqMiB / t.write)
+  }
+
+  private fio (sys: System, rw: 'randread' | 'randwrite', jobs: 1 | 4): number {
     const out = run('fio', [
-      '--name=randread', `--filename=${this.seqFile(sys)}`, `--size=${this.cfg.seqMiB}M`, '--rw=randread',
+      `--name=${rw}`, `--filename=${this.seqFile(sys)}`, `--size=${this.cfg.seqMiB}M`, `--rw=${rw}`,
       '--bs=4k', '--direct=1', '--ioengine=psync', `--numjobs=${jobs}`, '--group_reporting', '--time_based',
       `--runtime=${Math.round(this.cfg.fioSeconds * 1000)}ms`, '--output-format=json'
     ])
-    const result = JSON.parse(out.slice(out.indexOf('{'))) as { jobs: Array<{ read: { iops: number }, error: number }> }
+    const result = JSON.parse(out.slice(out.indexOf('{'))) as { jobs: Array<{ read: { iops: number }, write: { iops: number }, error: number }> }
     const job = result.jobs[0]
     if (job.error) throw new Error(`fio on ${sys.name}: error ${job.error}`)
-    this.add(jobs === 1 ? 'rand_read_1' : 'rand_read_4', sys.name, job.read.iops)
+    return rw === 'randread' ? job.read.iops : job.write.iops
   }
 
   removeSeq (sys: System): void {
@@ -229,6 +337,9 @@ class Bench {
     each('sequential read', sys => this.seqRead(sys), 'seq')
     each('random reads, 1 job', sys => this.randRead(sys, 1), 'seq')
     each('random reads, 4 jobs', sys => this.randRead(sys, 4), 'seq')
+    each('random overwrites, 1 job', sys => this.randWrite(sys, 1), 'seq')
+    each('random overwrites, 4 jobs', sys => this.randWrite(sys, 4), 'seq')
+    each('mmap read and write', sys => this.mmap(sys), 'seq')
     for (const sys of order) this.removeSeq(sys)
     each('create and unlink', sys => this.manyFiles(sys), 'files')
     each('cp -r', sys => this.copyTree(sys), 'cp')
@@ -252,11 +363,11 @@ class Bench {
   async mce (dm: System): Promise<void> {
     const n = this.cfg.mceSamples
     const file = path.join(dm.mnt, 'mce.bin')
-    run('dd', ['if=/dev/urandom', `of=${file}`, 'bs=4k', `count=${2 * n}`, 'conv=fsync', 'status=none'])
+    run('dd', ['if=/dev/urandom', `of=${file}`, 'bs=4k', `count=${MCE_LOADED_BLOCKS + 2 * n}`, 'conv=fsync', 'status=none'])
     const mapper = await Mapper.start(file)
     try {
       const pfns = pfnsOf(dm.mnt, fs.statSync(file).ino)
-      if (pfns.length < 2 * n) throw new Error(`.dmem/pfns lists ${pfns.length} frames of ${file}, not ${2 * n}`)
+      if (pfns.length < MCE_LOADED_BLOCKS + 2 * n) throw new Error(`.dmem/pfns lists ${pfns.length} frames of ${file}`)
       progress(`MCE, no extra processes (${n} samples)`)
       for (let i = 0; i < n; i++) this.add('mce_report_idle', 'dmemfs', (await mapper.mce(dm.mnt, pfns[i], i)).ms)
       progress(`MCE, ${this.cfg.idle} idle processes (${n} samples)`)
@@ -266,6 +377,7 @@ class Bench {
       } finally {
         stopIdle(group)
       }
+      await this.mceLoaded(dm, file, pfns, mapper)
     } finally {
       await mapper.stop()
       fs.rmSync(file)
@@ -298,6 +410,54 @@ class Bench {
       }
     } finally {
       await unmount(sys)
+    }
+  }
+
+  /** The MCE report while four readers read the file with O_DIRECT as fast as they can: each report's time,
+   *  and proof that no read begun after a report returned gave bytes of that report's dpage (the readers
+   *  check every read against the times written to a shared file; see MCE_READERS_PY). */
+  async mceLoaded (dm: System, file: string, pfns: number[], mapper: Mapper): Promise<void> {
+    const n = this.cfg.mceSamples
+    progress(`MCE report while 4 jobs read the file (${n} samples)`)
+    const offset = 2 * n * 4096 // the readers read the blocks after those poisoned above
+    const stamps = path.join(work(), 'mce-stamps')
+    fs.writeFileSync(stamps, Buffer.alloc(8 * MCE_LOADED_BLOCKS))
+    const readers = spawn('python3', ['-c', MCE_READERS_PY, file, stamps, String(offset), String(MCE_LOADED_BLOCKS)],
+      { stdio: ['pipe', 'pipe', 'pipe'] })
+    let out = ''
+    let err = ''
+    readers.stdout!.on('data', (d: Buffer) => { out += d.toString() })
+    readers.stderr!.on('data', (d: Buffer) => { err += d.toString() })
+    const done = new Promise<void>(resolve => readers.once('exit', () => resolve()))
+    try {
+      await new Promise(resolve => setTimeout(resolve, 300)) // the readers at full speed
+      const stampFd = fs.openSync(stamps, 'r+')
+      const t0 = performance.now()
+      try {
+        // Spread over the blocks the readers read, a few apart, so each report poisons one they hit.
+        for (let i = 0; i < n; i++) {
+          const block = Math.floor((i + 0.5) * MCE_LOADED_BLOCKS / n)
+          this.add('mce_report_loaded', 'dmemfs', (await mapper.mce(dm.mnt, pfns[2 * n + block], 2 * n + block)).ms)
+          const stamp = Buffer.alloc(8)
+          stamp.writeBigInt64LE(process.hrtime.bigint()) // CLOCK_MONOTONIC, as Python's time.monotonic_ns
+          fs.writeSync(stampFd, stamp, 0, 8, 8 * block)
+          await new Promise(resolve => setTimeout(resolve, 20))
+        }
+      } finally {
+        fs.closeSync(stampFd)
+      }
+      const seconds = (performance.now() - t0) / 1000
+      readers.stdin!.end()
+      await done
+      const r = JSON.parse(out) as { reads: number, eio: number, poisoned: string[] }
+      if (r.poisoned.length > 0) throw new Error(`reads after an MCE report returned gave poisoned bytes: ${r.poisoned.slice(0, 3).join('; ')}`)
+      if (r.eio === 0) throw new Error('the readers never met a poisoned dpage: the check checked nothing')
+      this.add('mce_loaded_reads', 'dmemfs', r.reads / seconds)
+    } catch (e) {
+      if (err) progress(`MCE readers: ${err.trim()}`)
+      throw e
+    } finally {
+      readers.kill('SIGKILL')
     }
   }
 

@@ -15,7 +15,8 @@ const TAG = 'dmemfs-bench-'
 const MOUNT_TIMEOUT_MS = 30000
 const STOP_TIMEOUT_MS = 15000
 
-export type SystemName = 'dmemfs' | 'tuned' | 'naive' | 'tmpfs'
+// dmemfs-ts: dmemfs with native=0, every request through TypeScript (what the native data path is measured against).
+export type SystemName = 'dmemfs' | 'dmemfs-ts' | 'tuned' | 'naive' | 'tmpfs'
 
 export interface System {
   name: SystemName
@@ -90,10 +91,11 @@ export async function mount (name: SystemName, options = '', label: string = nam
   let mountMs = 0
   if (name === 'tmpfs') {
     run('mount', ['-t', 'tmpfs', ...(options ? ['-o', options] : []), TAG + label, mnt])
-  } else if (name === 'dmemfs') {
+  } else if (name === 'dmemfs' || name === 'dmemfs-ts') {
     // As the tests do: no LD_LIBRARY_PATH from the caller, bin/dmemfs sets what it needs.
     const env = { ...process.env, LD_LIBRARY_PATH: undefined }
-    const args = ['mount', mnt, ...(options ? ['-o', options] : [])]
+    const all = [options, name === 'dmemfs-ts' ? 'native=0' : ''].filter(o => o).join(',')
+    const args = ['mount', mnt, ...(all ? ['-o', all] : [])]
     mountMs = await startDaemon(BIN, args, env, log, 'dmemfs: mounted', p => { sys.proc = p })
   } else {
     // The baseline loads fuse-native as dmemfs does; the prebuilt fallback binding (see bin/dmemfs) needs .lib/.

@@ -11,7 +11,9 @@
 //    subfolder because npm would take a binding.gyp at the package root for an install script of its own):
 //    it gives a memory-failure SIGBUS the kernel's si_code and si_addr by ptrace. Without a compiler one
 //    line says so, and such signals are sent by kill(2), as plain SIGBUS (SI_USER).
-// 4. Compile the TypeScript so `npm start` and the `dmemfs` bin run without ts-node.
+// 4. Build dmemfs's own native data path (native/datapath.c) the same way. It needs the rebuilt binding's
+//    data hook; without either, READ and WRITE go through TypeScript as before, and one line says so.
+// 5. Compile the TypeScript so `npm start` and the `dmemfs` bin run without ts-node.
 'use strict'
 const fs = require('fs')
 const path = require('path')
@@ -28,6 +30,10 @@ function nodeGypRebuild (dir) {
   } catch {
     return 'node-gyp not found'
   }
+  return runGyp(gyp, dir)
+}
+
+function runGyp (gyp, dir) {
   try {
     // Build against the installed Node headers; there is no network to download them from.
     const nodedir = process.env.npm_config_nodedir || path.resolve(process.execPath, '..', '..')
@@ -61,7 +67,7 @@ function build () {
 }
 
 fs.rmSync(fallbackLibDir, { recursive: true, force: true })
-const failure = rebuildFuseNative()
+const failure = nodeGypRebuild(path.dirname(require.resolve('fuse-native/package.json')))
 if (failure) {
   console.error(`dmemfs: could not rebuild fuse-native (${failure}); using its prebuilt binding, without the fixes in patches/`)
   linkFallbackLibfuse()
@@ -69,6 +75,10 @@ if (failure) {
 const noInjector = nodeGypRebuild(path.join(root, 'native', 'siginfo'))
 if (noInjector) {
   console.error(`dmemfs: could not build the siginfo injector (${noInjector}); memory-failure signals will be plain SIGBUS sent by kill(2)`)
+}
+const datapathFailure = failure ? 'no rebuilt fuse-native to hook into' : nodeGypRebuild(path.join(root, 'native'))
+if (datapathFailure) {
+  console.error(`dmemfs: could not build the native data path (${datapathFailure}); reads and writes go through TypeScript`)
 }
 build()
 fs.mkdirSync(path.join(root, 'mount'), { recursive: true })

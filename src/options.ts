@@ -20,6 +20,7 @@ export interface MountOptions {
   prefault: boolean // touch the whole pool at mount
   userXattr: boolean // user.* extended attributes (ext4's user_xattr/nouser_xattr)
   poisonFile: string | null // where poisoned PFNs are kept across mounts
+  native: boolean // serve READ and WRITE on libfuse's threads when the native data path is built (native=0: never)
 }
 
 export const DEFAULT_POISON_FILE = '/var/lib/dmemfs/poison'
@@ -45,7 +46,8 @@ export function defaultMountOptions (): MountOptions {
     trace: false,
     prefault: false,
     userXattr: true,
-    poisonFile: null
+    poisonFile: null,
+    native: true
   }
 }
 
@@ -257,6 +259,18 @@ export const MOUNT_OPTIONS: readonly MountOptionDef[] = [
       'first writes, but the pool is resident from the start and mounting takes about a second per GiB',
     default: 'off',
     set: flag(opts => { opts.prefault = true })
+  },
+  {
+    name: 'native',
+    syntax: 'native=0|1',
+    meaning: "serve reads and writes of allocated, unpoisoned dpages in C on libfuse's threads (`.dmem/datapath` " +
+      'shows what it served); 0 sends every request through TypeScript',
+    default: '`1`',
+    set (opts, value) {
+      if (value !== '0' && value !== '1') return 'expects 0 or 1'
+      opts.native = value === '1'
+      return null
+    }
   }
 ]
 

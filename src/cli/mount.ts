@@ -47,7 +47,7 @@ export const mount: Command = {
     const lifecycle = new DaemonLifecycle(log, errLog)
     const mounted = await mountDmemfs(parsed.positionals[0], opts.value, log, () => lifecycle.arm())
     const served = lifecycle.serve(mounted)
-    log(textBytes(`dmemfs: mounted ${mounted.mountpoint} (${describePool(mounted.sb.pool.layout)})`))
+    log(textBytes(`dmemfs: mounted ${mounted.mountpoint} (${describePool(mounted.sb.pool.layout)}; native data path ${mounted.datapath})`))
     // Exits here, not through main(): flushing process.stdout could fail on a lost reader or terminal.
     const code = await served
     releaseTerminals()

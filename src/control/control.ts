@@ -75,6 +75,8 @@ export class ControlDir {
     this.add({ name: 'offline', mode: 0o400, render: () => renderOffline(sb.pool) })
     this.add({ name: 'ce', mode: 0o600, render: () => this.lastCe, write: text => this.writeCe(text) })
     this.add({ name: 'ce_counts', mode: 0o400, render: () => this.renderCeCounts() })
+    // Whether READ and WRITE are served natively, and how many were (see src/fs/datapath.ts).
+    this.add({ name: 'datapath', mode: 0o444, public: true, render: () => sb.opts.datapath?.render() ?? 'native off\nreads 0\nwrites 0\npassed 0\n' })
     const tracer = sb.pool.tracer
     this.add({
       name: 'tracing_on', mode: 0o600, render: () => (tracer.on ? '1\n' : '0\n'), write: text => this.writeTracingOn(text)
@@ -96,6 +98,7 @@ export class ControlDir {
     const m = /^([01])\n?$/.exec(text)
     if (!m) return { errno: EINVAL, reply: 'error: write 0 or 1\n' }
     this.sb.pool.tracer.on = m[1] === '1'
+    this.sb.opts.datapath?.setTracing(this.sb.pool.tracer.on)
     return { errno: 0, reply: m[1] + '\n' }
   }
 

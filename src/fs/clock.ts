@@ -1,7 +1,7 @@
 // Wall-clock time in nanoseconds, as the kernel keeps inode times. Date.now() has only milliseconds, so
 // the monotonic high-resolution clock is anchored to it once and carries the finer part.
 
-const anchorNs = BigInt(Date.now()) * 1000000n - process.hrtime.bigint()
+export const anchorNs = BigInt(Date.now()) * 1000000n - process.hrtime.bigint()
 
 export function nowNs (): bigint {
   return anchorNs + process.hrtime.bigint()

@@ -2,7 +2,7 @@
 // an index is written. Holes read as zeros. Invariant: bytes of an allocated dpage past the file's size
 // are zero, so growing a file (by truncate or by a write past the end) exposes only zeros.
 
-import { DmemPool, Region } from '../pool/pool'
+import { DmemPool, DpageRun, Region } from '../pool/pool'
 import { EFBIG, EINVAL, EIO, ENOSPC, EOPNOTSUPP, Errno } from './errno'
 import { Inode } from './inode'
 
@@ -66,17 +66,20 @@ export function fileWrite (
   const end = pos + len
   let done = 0
   let error: Errno = 0
+  let fresh: Array<[number, DpageRun]> | null = null // file index and dpages of each run this write allocated
   while (done < len) {
     const off = pos + done
     const index = Math.floor(off / ds)
     const inPage = off - index * ds
     let dpage = table.get(index)
     if (dpage === undefined) {
-      dpage = allocForWrite(pool, inode, index, pos, end, limits.maxAllocTry)
-      if (dpage < 0) {
+      const run = allocForWrite(pool, inode, index, pos, end, limits.maxAllocTry)
+      if (!run) {
         error = ENOSPC
         break
       }
+      if (inode.native) (fresh ??= []).push([index, run])
+      dpage = run.first
     } else if (pool.isPoisoned(dpage)) {
       error = EIO
       break
@@ -86,24 +89,31 @@ export function fileWrite (
     buf.copy(region.buf, pool.offsetOf(region, dpage) + inPage, done, done + m)
     done += m
   }
+  // Only now may the native path serve the new dpages: until the copy above, a reused dpage still held the
+  // bytes of its last owner.
+  if (fresh) for (const [index, run] of fresh) inode.native!.map(index, run.first, run.count)
   if (done === 0) return error
-  if (pos + done > inode.size) inode.size = pos + done
+  if (pos + done > inode.size) {
+    inode.size = pos + done
+    inode.native?.resize(inode.size)
+  }
   inode.touchModified()
   return done
 }
 
 /** Allocates dpages for the hole at `index` and the holes right after it that this write [pos, end) also
- *  covers, up to maxAllocTry at once, and returns the dpage for `index` (or -1 when the pool is full). */
+ *  covers, up to maxAllocTry at once, and returns them, the first for `index` (or null when the pool is
+ *  full). */
 function allocForWrite (
   pool: DmemPool, inode: Inode, index: number, pos: number, end: number, maxAllocTry: number
-): number {
+): DpageRun | null {
   const table = inode.dpages!
   const ds = pool.dpageSize
   const lastIndex = Math.floor((end - 1) / ds)
   let want = 1
   while (want < maxAllocTry && index + want <= lastIndex && !table.has(index + want)) want++
   const run = pool.alloc(inode.node, want, inode.ino)
-  if (!run) return -1
+  if (!run) return null
   for (let i = 0; i < run.count; i++) {
     const dpage = run.first + i
     const fileIndex = index + i
@@ -113,13 +123,14 @@ function allocForWrite (
     table.set(fileIndex, dpage)
     if (pool.tracer.on) traceEntry(pool, inode, 'dmemfs_radix_tree_insert', fileIndex, dpage)
   }
-  return run.first
+  return run
 }
 
 export function fileTruncate (pool: DmemPool, inode: Inode, size: number, limits: DataLimits): 0 | Errno {
   if (!Number.isSafeInteger(size) || size < 0) return EINVAL
   if (size > limits.maxSize) return EFBIG
   if (size < inode.size) shrink(pool, inode, size)
+  else inode.native?.resize(size)
   inode.size = size
   inode.touchModified()
   return 0
@@ -129,6 +140,9 @@ function shrink (pool: DmemPool, inode: Inode, size: number): void {
   const table = inode.dpages!
   const ds = pool.dpageSize
   const keep = Math.ceil(size / ds)
+  // First the native path: once it stops at the new size and serves no dpage past it, those dpages may be
+  // freed and the tail zeroed without a native copy racing either.
+  inode.native?.resize(size, keep)
   for (const [index, dpage] of table) {
     if (index < keep) continue
     table.delete(index)
@@ -147,6 +161,8 @@ function shrink (pool: DmemPool, inode: Inode, size: number): void {
 export function fileEvict (pool: DmemPool, inode: Inode): void {
   const table = inode.dpages
   if (!table) return
+  inode.native?.free()
+  inode.native = null
   for (const [index, dpage] of table) {
     if (pool.tracer.on) traceEntry(pool, inode, 'dmemfs_radix_tree_delete', index, dpage)
     pool.release(dpage)
@@ -170,6 +186,8 @@ export function fileMigrateDpage (pool: DmemPool, inode: Inode, index: number, n
   if (old === undefined) return -1
   const run = pool.alloc(node, 1, inode.ino)
   if (!run) return -1
+  // No native write may land in the old dpage after its bytes are copied.
+  inode.native?.unmap(index)
   const to = run.first
   const from = pool.regionOf(old)
   const dest = pool.regionOf(to)
@@ -182,6 +200,7 @@ export function fileMigrateDpage (pool: DmemPool, inode: Inode, index: number, n
     traceEntry(pool, inode, 'dmemfs_radix_tree_delete', index, old)
     traceEntry(pool, inode, 'dmemfs_radix_tree_insert', index, to)
   }
+  if (!pool.isPoisoned(old)) inode.native?.map(index, to, 1)
   pool.release(old)
   return to
 }
@@ -208,6 +227,7 @@ export function fileFallocate (
   if (!allocRange(pool, inode, offset, end, limits.maxAllocTry)) return ENOSPC
   if (!(mode & FALLOC_FL_KEEP_SIZE) && end > inode.size) {
     inode.size = end
+    inode.native?.resize(end)
     inode.touchModified()
   }
   return 0
@@ -234,6 +254,7 @@ function allocRange (pool: DmemPool, inode: Inode, start: number, end: number, m
       pool.prepare(dpage, 0, 0)
       pool.setOwner(dpage, inode.ino, index + i)
       table.set(index + i, dpage)
+      inode.native?.map(index + i, dpage, 1) // zeroed above: the native path may serve it now
       taken.push(index + i)
       if (pool.tracer.on) traceEntry(pool, inode, 'dmemfs_radix_tree_insert', index + i, dpage)
     }
@@ -273,7 +294,15 @@ function dropIndex (pool: DmemPool, inode: Inode, index: number): void {
   const table = inode.dpages!
   const dpage = table.get(index)
   if (dpage === undefined) return
+  // First the native path: once it serves the dpage no more, the dpage may go back to the pool.
+  inode.native?.unmap(index)
   table.delete(index)
   if (pool.tracer.on) traceEntry(pool, inode, 'dmemfs_radix_tree_delete', index, dpage)
   pool.release(dpage)
+}
+
+/** A dpage of this file was just poisoned: the native path stops serving it (TypeScript answers EIO),
+ *  and once this returns no native copy reads it any more. */
+export function filePoisoned (inode: Inode, index: number): void {
+  inode.native?.unmap(index)
 }

@@ -1,4 +1,5 @@
 import { nowNs } from './clock'
+import { NativeFile } from './datapath'
 
 // Inodes: metadata, and per type either directory entries, a symlink target, or a regular file's dpage
 // table (file dpage index -> pool dpage), as dmemfs keeps in its radix tree.
@@ -60,6 +61,8 @@ export class Inode {
   // One of its dpages was poisoned while it owned it: from then on the kernel must not cache it (every
   // open is direct_io), or bytes of a refused write could be read back from the page cache.
   hwpoisoned = false
+  // Regular files, with the native data path: the mirror of `dpages` and `size` it serves from.
+  native: NativeFile | null = null
 
   constructor (
     readonly ino: number,
@@ -92,6 +95,17 @@ export class Inode {
 
   isSymlink (): boolean {
     return (this.mode & S_IFMT) === S_IFLNK
+  }
+
+  /** Takes in the times of reads and writes the native data path served since the last look: before
+   *  anything shows or changes this inode's times. */
+  foldNativeTimes (): void {
+    if (!this.native) return
+    const w = this.native.lastWrite()
+    if (w > this.mtime) this.mtime = w
+    if (w > this.ctime) this.ctime = w
+    const r = this.native.lastRead()
+    if (r > 0n && this.atime <= this.mtime) this.atime = r // relatime, as Superblock.read
   }
 
   touchModified (now = nowNs()): void {

@@ -13,6 +13,7 @@ import {
   EPERM, ERANGE, Errno, isErrno
 } from './errno'
 import { nowNs, UTIME_NOW, UTIME_OMIT } from './clock'
+import { DataPath } from './datapath'
 import { DataLimits, fileEvict, fileFallocate, fileRead, fileTruncate, fileWrite } from './file'
 import { Cred, Inode, PERM_MASK, ROOT_CRED, S_IFDIR, S_IFLNK, S_IFMT, S_IFREG, S_ISGID, S_ISUID, Stat } from './inode'
 
@@ -40,6 +41,7 @@ export interface SuperOptions {
   rootGid: number
   nrInodes: number // 0 = unlimited
   maxAllocTry: number
+  datapath?: DataPath | null // the native data path, when it is built and attached
 }
 
 export interface Handle {
@@ -206,6 +208,7 @@ export class Superblock {
   // --- attributes --------------------------------------------------------------------------------------
 
   getattr (inode: Inode): Stat {
+    inode.foldNativeTimes()
     const allocated = inode.dpages ? inode.dpages.size : 0
     return {
       ino: inode.ino,
@@ -245,6 +248,7 @@ export class Superblock {
 
   /** Times in nanoseconds, or UTIME_NOW / UTIME_OMIT as utimensat(2) takes them. */
   utimens (inode: Inode, atime: bigint, mtime: bigint): 0 {
+    inode.foldNativeTimes()
     const now = nowNs()
     if (atime !== UTIME_OMIT) inode.atime = atime === UTIME_NOW ? now : atime
     if (mtime !== UTIME_OMIT) inode.mtime = mtime === UTIME_NOW ? now : mtime
@@ -400,6 +404,7 @@ export class Superblock {
     const fh = this.nextFh++
     this.handles.set(fh, { fh, inode, flags, pid })
     inode.opens++
+    if (inode.native) this.opts.datapath!.open(fh, inode.ino, (flags & O_APPEND) !== 0)
     return fh
   }
 
@@ -408,6 +413,7 @@ export class Superblock {
     if (!handle) return EBADF
     this.handles.delete(fh)
     const inode = handle.inode
+    if (inode.native) this.opts.datapath!.close(fh)
     inode.opens--
     this.maybeEvict(inode)
     return 0
@@ -418,6 +424,7 @@ export class Superblock {
     if (!handle) return EBADF
     const inode = handle.inode
     if (!inode.isReg()) return EISDIR
+    inode.foldNativeTimes()
     const n = fileRead(this.pool, inode, buf, len, pos)
     // relatime: the access time moves when it is older than the last change.
     if (n > 0 && inode.atime <= inode.mtime) inode.atime = nowNs()
@@ -430,6 +437,7 @@ export class Superblock {
     const inode = handle.inode
     if (!inode.isReg()) return EISDIR
     if (handle.flags & O_APPEND) pos = inode.size
+    inode.foldNativeTimes()
     return fileWrite(this.pool, inode, buf, len, pos, this.limits)
   }
 
@@ -496,6 +504,7 @@ export class Superblock {
   private newInode (mode: number, cred: Cred): Inode {
     const ino = this.nextIno++
     const inode = new Inode(ino, mode, cred.uid, cred.gid, ino % this.pool.nodes.length)
+    if (inode.isReg() && this.opts.datapath) inode.native = this.opts.datapath.fileNew(ino)
     this.inodes.set(ino, inode)
     return inode
   }

@@ -18,6 +18,7 @@ import { revokeFile } from '../mce/revoke'
 import { nothingSent, sendMceSigbus } from '../mce/siginfo'
 import { Log, releaseTerminals } from './daemon-log'
 import { FuseAdapter } from './operations'
+import { DataPath, DataPathBinding } from '../fs/datapath'
 
 export const FSTYPE = 'fuse.dmemfs'
 const ENOTCONN = 'ENOTCONN'
@@ -262,6 +263,7 @@ export const FUSE_OPTIONS = {
 export interface MountedFs {
   mountpoint: string
   sb: Superblock
+  datapath: string // the native data path: 'on', or 'off (why)'
   /** Whether this mount is still there (not another one on the same point). */
   isMounted (): boolean
   unmount (): Promise<void>
@@ -269,6 +271,26 @@ export interface MountedFs {
   unmountSync (): boolean
   /** The mount went away from outside: the unmounter is not needed. */
   release (): void
+}
+
+const DATAPATH_BINDING = path.resolve(__dirname, '..', '..', '..', 'native', 'build', 'Release', 'dmemfs_datapath.node')
+
+/** The native data path over this pool, or why there is none. It needs native/ built (postinstall) and the
+ *  patched fuse-native's hook; without either, everything goes through TypeScript. Called after
+ *  fuse-native is loaded, whose binding holds the hook. */
+function loadDataPath (pool: DmemPool, opts: MountOptions): DataPath | string {
+  if (!opts.native) return 'off (native=0)'
+  let binding: DataPathBinding
+  try {
+    binding = require(DATAPATH_BINDING) as DataPathBinding
+  } catch {
+    return 'off (native/ not built)'
+  }
+  if (!binding.attach()) return 'off (fuse-native binding without the data hook)'
+  const dp = new DataPath(binding, pool.dpageSize)
+  for (const region of pool.regions) dp.addRegion(region.base, region.dpages, region.buf)
+  dp.setTracing(pool.tracer.on)
+  return dp
 }
 
 /** Builds the pool and the filesystem and mounts them; resolves once the kernel has sent INIT. `log` takes
@@ -296,12 +318,16 @@ export async function mountDmemfs (
     const dpage = pool.dpageOfPfn(pfn)
     if (dpage >= 0) pool.poison(dpage)
   }
+  // Loaded here, not at the top: the CLI's other commands must work without the native binding.
+  const Fuse = require('fuse-native') as typeof import('fuse-native')
+  const datapath = loadDataPath(pool, opts)
   const sb = new Superblock(pool, {
     rootMode: opts.mode,
     rootUid: opts.uid,
     rootGid: opts.gid,
     nrInodes: opts.nrInodes,
-    maxAllocTry: opts.maxAllocTry
+    maxAllocTry: opts.maxAllocTry,
+    datapath: typeof datapath === 'string' ? null : datapath
   })
   let fuse: import('fuse-native') | null = null
   const control = new ControlDir(sb, procEnvironment(mnt, log), {
@@ -310,8 +336,6 @@ export async function mountDmemfs (
     onPoisonChange: () => { if (opts.poisonFile) writePoisonFile(opts.poisonFile, pool, log) }
   })
   const adapter = new FuseAdapter(sb, control, log, () => fuse && fuse.context())
-  // Loaded here, not at the top: the CLI's other commands must work without the native binding.
-  const Fuse = require('fuse-native') as typeof import('fuse-native')
   fuse = new Fuse(mnt, adapter.operations(opts.userXattr), {
     ...FUSE_OPTIONS,
     allowOther: opts.allowOther,
@@ -331,6 +355,7 @@ export async function mountDmemfs (
   // fuse-native's own unmount() runs fusermount, which needs a fork this process may not get.
   return {
     mountpoint: mnt,
+    datapath: typeof datapath === 'string' ? datapath : 'on',
     sb,
     isMounted: () => isMountLive(mnt, fuseFd),
     unmount: () => runUnmounter(unmounter),

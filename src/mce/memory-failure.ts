@@ -4,6 +4,7 @@
 // __collect_procs_file/add_to_kill/kill_procs would, what each one gets. Then (handleMemoryFailure) the
 // kernel's cached copies of the file are revoked and the signals delivered.
 
+import { filePoisoned } from '../fs/file'
 import { Superblock } from '../fs/super'
 import { PAGE_SIZE } from '../pool/layout'
 import { DmemPool, NO_OWNER } from '../pool/pool'
@@ -172,6 +173,8 @@ export function memoryFailure (
   }
   const used = pool.isUsed(place.dpage)
   pool.poison(place.dpage)
+  const owner = used ? sb.inode(pool.ownerOf(place.dpage)) : undefined
+  if (owner) filePoisoned(owner, pool.indexOf(place.dpage))
   traceFailure(pool, place, used)
   if (!used) {
     return logged(env, { ...base, state: 'free', result: `MCE: free dpage, mark ${hex} disabled in dmem` })

@@ -10,9 +10,14 @@ import { ROOT, sh, tempDir } from './harness'
 import { mount, System, teardownSync, unmount } from '../../bench/systems'
 
 const BENCH = path.join(ROOT, 'dist', 'bench', 'bench.js')
-const SYSTEMS = ['dmemfs', 'tuned', 'naive', 'tmpfs']
-const COMPARED = ['seq_write', 'seq_overwrite', 'seq_read', 'rand_read_1', 'rand_read_4', 'create', 'unlink', 'cp_r', 'tar_x']
-const DMEMFS_ONLY = ['mce_report_idle', 'mce_report', 'mce_report_map', 'mce_revoke_map', 'pool_mount', 'pool_rss_empty', 'pool_first_write', 'pool_rss_written']
+const SYSTEMS = ['dmemfs', 'dmemfs-ts', 'tuned', 'naive', 'tmpfs']
+const COMPARED = [
+  'seq_write', 'seq_overwrite', 'seq_read', 'rand_read_1', 'rand_read_4', 'rand_write_1', 'rand_write_4', 'mmap_read',
+  'mmap_write', 'create', 'unlink', 'cp_r', 'tar_x'
+]
+const DMEMFS_ONLY = [
+  'mce_report_idle', 'mce_report', 'mce_report_map', 'mce_revoke_map', 'mce_report_loaded', 'mce_loaded_reads', 'pool_mount', 'pool_rss_empty', 'pool_first_write', 'pool_rss_written'
+]
 
 interface Result { samples: number[], median: number, min: number, max: number }
 interface Report {
@@ -75,7 +80,7 @@ describe('npm run bench -- --quick', function () {
     const header = r.stdout.split('\n').find(l => l.startsWith('| figure') && l.includes('naive') && l.includes('unit'))
     expect(header, r.stdout).to.be.a('string')
     for (const sys of SYSTEMS) expect(header).to.match(new RegExp(`\\| ${sys}\\s+\\|`))
-    expect(r.stdout).to.include('dmemfs/tuned').and.include('dmemfs/naive').and.include('dmemfs/tmpfs')
+    expect(r.stdout).to.include('dmemfs/dmemfs-ts').and.include('dmemfs/tuned').and.include('dmemfs/naive').and.include('dmemfs/tmpfs')
     expect(r.stdout).to.match(/targets: \d+ of \d+ pass/)
     expect(r.stdout).to.include(`results: ${out}`)
 
@@ -90,7 +95,7 @@ describe('npm run bench -- --quick', function () {
     }
     for (const id of COMPARED) {
       for (const sys of SYSTEMS) positive(id, sys)
-      expect(Object.keys(report.figures[id].ratios!)).to.have.members(['dmemfs/tuned', 'dmemfs/naive', 'dmemfs/tmpfs'])
+      expect(Object.keys(report.figures[id].ratios!)).to.have.members(['dmemfs/dmemfs-ts', 'dmemfs/tuned', 'dmemfs/naive', 'dmemfs/tmpfs'])
     }
     for (const id of DMEMFS_ONLY) positive(id, 'dmemfs')
     const core = (report as Report & { core: Array<{ label: string, dmemfsUs: number, copyUs: number }> }).core

@@ -112,14 +112,14 @@ describe('dmemfs CLI', function () {
 
     it('the mounted line counts dpages in the singular when there is one', async function () {
       const m = await DmemfsMount.start('pagesize=1G,dmem=1G')
-      expect(m.stdout).to.match(/\(pool 1G, 1 dpage of 1G from phys 0x100000000\)/)
+      expect(m.stdout).to.match(/\(pool 1G, 1 dpage of 1G from phys 0x100000000; native data path \w+/)
     })
   })
 
   describe('help', function () {
     // Every option the parser takes (src/options.ts), as a user writes it.
     const MOUNT_OPTIONS = ['pagesize=', 'dmem=', 'size=', 'nodes=', 'max_alloc_try_dpages=', 'mode=', 'uid=', 'gid=',
-      'nr_inodes=', 'allow_other', 'early_kill=', 'ce_threshold=', 'poison_file', 'trace', 'user_xattr', 'nouser_xattr', 'prefault']
+      'nr_inodes=', 'allow_other', 'early_kill=', 'ce_threshold=', 'native=', 'poison_file', 'trace', 'user_xattr', 'nouser_xattr', 'prefault']
 
     it('mount --help lists every mount option with its meaning, and each one listed mounts', async function () {
       const help = sh(`${BIN} mount --help`)

@@ -46,6 +46,13 @@ export function isMounted (mnt: string): boolean {
   return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some(l => l.split(' ')[4] === mnt)
 }
 
+/** `npm run test:ts-only` (DMEMFS_TEST_NATIVE=0) runs every mount with native=0, so the whole suite also
+ *  proves the TypeScript data path; a test that names `native=` itself keeps its choice. */
+export function withNativeChoice (options: string): string {
+  if (process.env.DMEMFS_TEST_NATIVE !== '0' || /(^|,)native=/.test(options)) return options
+  return options ? options + ',native=0' : 'native=0'
+}
+
 export class DmemfsMount {
   stdout = ''
   stderr = ''
@@ -67,6 +74,7 @@ export class DmemfsMount {
   static async start (
     options = '', mnt = tempDir(), spawnOpts: { detached?: boolean, env?: NodeJS.ProcessEnv } = {}
   ): Promise<DmemfsMount> {
+    options = withNativeChoice(options)
     const args = ['mount', mnt, ...(options ? ['-o', options] : [])]
     // No LD_LIBRARY_PATH from the caller: the binding must find libfuse by itself.
     const env = { ...process.env, LD_LIBRARY_PATH: undefined, ...spawnOpts.env }

@@ -68,14 +68,14 @@ describe('control directory', () => {
 
   it('has stat, pfns, map, mce, unpoison and the tracing files, read-only or root-only', async () => {
     expect([...dir.files.keys()]).to.deep.equal([
-      'stat', 'pfns', 'map', 'mce', 'unpoison', 'poisoned', 'soft_offline', 'offline', 'ce', 'ce_counts', 'tracing_on',
-      'trace', 'trace_pipe'
+      'stat', 'pfns', 'map', 'mce', 'unpoison', 'poisoned', 'soft_offline', 'offline', 'ce', 'ce_counts', 'datapath',
+      'tracing_on', 'trace', 'trace_pipe'
     ])
     expect([...dir.files.values()].map(f => f.mode)).to.deep.equal([
-      0o444, 0o400, 0o444, 0o600, 0o600, 0o400, 0o600, 0o400, 0o600, 0o400, 0o600, 0o600, 0o400
+      0o444, 0o400, 0o444, 0o600, 0o600, 0o400, 0o600, 0o400, 0o600, 0o400, 0o444, 0o600, 0o600, 0o400
     ])
-    // Readable by every user: the statistics and the map only; PFNs and injection are root's.
-    expect([...dir.files.values()].filter(f => f.public).map(f => f.name)).to.deep.equal(['stat', 'map'])
+    // Readable by every user: the statistics, the map and the data path's counters; PFNs and injection are root's.
+    expect([...dir.files.values()].filter(f => f.public).map(f => f.name)).to.deep.equal(['stat', 'map', 'datapath'])
     expect(file(dir, 'stat').write).to.equal(undefined)
     expect(file(dir, 'pfns').write).to.equal(undefined)
     expect(file(dir, 'map').write).to.equal(undefined) // read-only: every user gets the same whole map

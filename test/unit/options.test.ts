@@ -237,4 +237,17 @@ describe('options: parseMountOptions', () => {
       expect(error('dmem=1G@0x1fffffc0000000,nodes=2')).to.match(/^bad mount option 'dmem': .*2\^53/)
     })
   })
+
+  describe('native', () => {
+    it('is on by default; native=0 turns the native data path off, native=1 on', () => {
+      expect(parse().native).to.equal(true)
+      expect(parse('native=0').native).to.equal(false)
+      expect(parse('native=0,native=1').native).to.equal(true)
+    })
+
+    it('takes only 0 or 1', () => {
+      expect(error('native')).to.equal("bad mount option 'native': expects 0 or 1")
+      expect(error('native=yes')).to.equal("bad mount option 'native=yes': expects 0 or 1")
+    })
+  })
 })

@@ -1,0 +1,120 @@
+// The native data path (native/datapath.c, src/fs/datapath.ts) on a real mount: which requests it serves,
+// that what it serves is what TypeScript would answer (bytes, times, EIO after a memory failure), and a
+// stress of concurrent readers and writers against truncates, unlinks, memory failures and soft offline.
+// Under `npm run test:ts-only` the same tests run with native=0 and check the TypeScript path alone.
+
+import { expect } from 'chai'
+import * as path from 'path'
+import { BIN, DmemfsMount, ROOT, sh, sleep, stopAll } from './harness'
+
+const NATIVE = process.env.DMEMFS_TEST_NATIVE !== '0'
+const STRESS = path.join(ROOT, 'test', 'integration', 'datapath-stress.py')
+const STRESS_SECONDS = 24
+
+interface Counters {
+  native: string
+  reads: number
+  writes: number
+  passed: number
+}
+
+function counters (m: DmemfsMount): Counters {
+  const text = m.ok('cat .dmem/datapath')
+  const field = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? -1)
+  return { native: /^native (\w+)$/m.exec(text)?.[1] ?? '?', reads: field('reads'), writes: field('writes'), passed: field('passed') }
+}
+
+function pfnOf (m: DmemfsMount, file: string, offset: number): string {
+  const r = sh(`${BIN} pfn ${m.path(file)} --json`)
+  const runs = JSON.parse(r.stdout) as Array<{ offset: number, pfn: string, frames: number }>
+  const run = runs.find(x => offset >= x.offset && offset < x.offset + x.frames * 4096)!
+  return '0x' + (parseInt(run.pfn, 16) + Math.floor((offset - run.offset) / 4096)).toString(16)
+}
+
+describe(`the native data path (${NATIVE ? 'on' : 'native=0'})`, function () {
+  this.timeout(90000)
+  let m: DmemfsMount
+
+  beforeEach(async function () {
+    m = await DmemfsMount.start('size=64M,early_kill=0')
+    m.ok('head -c 1M /dev/urandom > ref && cp ref data')
+  })
+
+  afterEach(async function () {
+    await stopAll()
+  })
+
+  it('serves direct reads and overwrites of allocated dpages natively, growing writes in TypeScript', function () {
+    const before = counters(m)
+    expect(before.native).to.equal(NATIVE ? 'on' : 'off')
+    m.ok('dd if=data of=copy bs=64k iflag=direct status=none && cmp ref copy')
+    m.ok('dd if=ref of=data bs=4k conv=notrunc oflag=direct status=none && cmp ref data')
+    const after = counters(m)
+    if (NATIVE) {
+      expect(after.reads - before.reads).to.be.at.least(16)
+      expect(after.writes - before.writes).to.be.at.least(256)
+    } else {
+      expect(after).to.deep.include({ reads: 0, writes: 0 })
+    }
+    // A write past the end is TypeScript's: the file grows, and what it wrote reads back.
+    m.ok('head -c 8192 /dev/urandom > tail && dd if=tail of=data bs=4k seek=256 oflag=direct status=none')
+    m.ok('cat ref tail | cmp - data')
+  })
+
+  it('a native overwrite moves mtime and ctime; a native read moves atime (relatime)', async function () {
+    const t0 = m.ok('stat -c "%.9Y %.9Z %.9X" data').trim().split(' ').map(Number)
+    await sleep(20)
+    m.ok('dd if=ref of=data bs=4k count=1 conv=notrunc oflag=direct status=none')
+    const t1 = m.ok('stat -c "%.9Y %.9Z %.9X" data').trim().split(' ').map(Number)
+    expect(t1[0]).to.be.greaterThan(t0[0])
+    expect(t1[1]).to.be.greaterThan(t0[1])
+    await sleep(20)
+    m.ok('dd if=data of=/dev/null bs=4k count=1 iflag=direct status=none')
+    const t2 = m.ok('stat -c "%.9Y %.9Z %.9X" data').trim().split(' ').map(Number)
+    expect(t2[2]).to.be.greaterThan(t1[0])
+    expect(t2[0]).to.equal(t1[0])
+  })
+
+  it('after a write to .dmem/mce returns, reading the poisoned dpage fails with EIO; its neighbours read', function () {
+    const pfn = pfnOf(m, 'data', 5 * 4096)
+    m.ok('dd if=data of=/dev/null bs=4k skip=5 count=1 iflag=direct status=none')
+    m.ok(`echo ${pfn} > .dmem/mce`)
+    const r = m.sh('dd if=data of=/dev/null bs=4k skip=5 count=1 iflag=direct status=none')
+    expect(r.status).to.not.equal(0)
+    expect(r.stderr).to.match(/Input\/output error/)
+    m.ok('dd if=data of=/dev/null bs=4k skip=6 count=1 iflag=direct status=none')
+    expect(m.sh('dd if=ref of=data bs=4k seek=5 count=1 conv=notrunc oflag=direct status=none').status).to.not.equal(0)
+  })
+
+  it('a truncate below a native reader\'s range: the reader sees the end, then zeros after regrowth', function () {
+    m.ok('truncate -s 6000 data && truncate -s 1M data')
+    m.ok('head -c 6000 ref > want && truncate -s 1M want')
+    m.ok('dd if=data of=got bs=64k iflag=direct status=none && cmp want got')
+  })
+
+  it('is off while tracing, and on again after', function () {
+    m.ok('echo 1 > .dmem/tracing_on')
+    expect(counters(m).native).to.equal('off')
+    const before = counters(m)
+    m.ok('dd if=data of=/dev/null bs=64k iflag=direct status=none')
+    expect(counters(m).reads).to.equal(before.reads)
+    m.ok('echo 0 > .dmem/tracing_on')
+    expect(counters(m).native).to.equal(NATIVE ? 'on' : 'off')
+  })
+
+  it(`stress: readers and writers against truncates, unlinks, memory failures and soft offline (${STRESS_SECONDS} s)`, function () {
+    const r = sh(`python3 ${STRESS} ${m.mnt} ${STRESS_SECONDS} 13`)
+    const result = JSON.parse(r.stdout.trim().split('\n').pop() || '{}') as { ok: boolean, failures: string[], counts: Record<string, number> }
+    expect(result.failures, r.stderr).to.deep.equal([])
+    expect(result.ok).to.equal(true)
+    expect(result.counts.checks).to.be.at.least(5)
+    for (const op of ['reads', 'writes', 'truncates', 'unlinks', 'mces', 'soft_offlines']) {
+      expect(result.counts[op], op).to.be.greaterThan(0)
+    }
+    const served = counters(m)
+    if (NATIVE) {
+      expect(served.reads).to.be.greaterThan(1000)
+      expect(served.writes).to.be.greaterThan(1000)
+    }
+  })
+})
