@@ -78,6 +78,27 @@ function daemonPid (mnt: string): number {
   throw new Error(`no daemon for ${mnt}`)
 }
 
+/** A process's state, kernel wait channel and children's, for a diagnosis. */
+function processState (pid: number): string {
+  const one = (p: string): string => {
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8')
+      const wchan = fs.readFileSync(`/proc/${p}/wchan`, 'utf8')
+      const argv = fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').split('\0').join(' ')
+      return `${p} ${stat.split(') ')[1].split(' ')[0]} ${wchan} ${argv}`
+    } catch {
+      return `${p} gone`
+    }
+  }
+  let children: string[] = []
+  try {
+    children = fs.readFileSync(`/proc/${pid}/task/${pid}/children`, 'utf8').trim().split(' ').filter(Boolean)
+  } catch {
+    // gone: no children to show
+  }
+  return [one(String(pid)), ...children.map(one)].join('; ')
+}
+
 function alive (pid: number): boolean {
   try {
     process.kill(pid, 0)
@@ -135,7 +156,7 @@ if pid == 0:
 buf = b''
 while b'dmemfs: mounted' not in buf:
     buf += os.read(fd, 4096)
-print('mounted', flush=True)
+print('mounted pid=%d' % pid, flush=True)
 sys.stdin.readline()
 os.close(fd)
 _, status = os.waitpid(pid, 0)
@@ -143,12 +164,18 @@ print('exit=%d' % os.waitstatus_to_exitcode(status), flush=True)
 `
     const py = spawn('python3', ['-c', script], { stdio: ['pipe', 'pipe', 'pipe'], env: { ...process.env, LD_LIBRARY_PATH: undefined } })
     started.add(py)
-    await waitOutput(py, 'mounted\n')
+    const pid = Number(/mounted pid=([0-9]+)/.exec(await waitOutput(py, '\n'))![1])
     expect(isMounted(mnt)).to.equal(true)
     fs.writeFileSync(path.join(mnt, 'f'), 'data')
     const out = waitOutput(py, 'exit=')
     py.stdin!.write('close\n')
-    expect(await out).to.match(/exit=0\n/)
+    // Should it hang, say where the daemon and its unmounter are.
+    const timer = setTimeout(() => console.log(`daemon after 10 s: ${processState(pid)}`), 10000)
+    try {
+      expect(await out).to.match(/exit=0\n/)
+    } finally {
+      clearTimeout(timer)
+    }
     expect((await exitOf(py)).code).to.equal(0)
     expectClean(mnt)
     await expectRemounts(mnt)

@@ -161,14 +161,15 @@ describe('.dmem/poisoned', () => {
     expect(dir.files.get('poisoned')!.render().trim().split('\n')).to.have.length(2)
   })
 
-  it('parses back into what the pool book holds: the same JSON, names with any bytes', () => {
+  it('parses back into what the pool book holds: the same JSON, names with any bytes', async () => {
     const sb = makeSb({ size: 4 * MiB, nodes: 1, shift: 12 })
     sb.pool.poison(9) // kept
     const dir = new ControlDir(sb, fakeEnv())
     const name = '/a\nb c\\\xff'
     createFile(sb, name, 4096)
-    dir.files.get('mce')!.write!(`0x${pfnOfIndex(sb, name, 0).toString(16)} action_required must_kill`)
-    dir.files.get('mce')!.write!('0x100300')
+    // Awaited: a write to mce may finish later (it may deliver signals) and the book is filled by then.
+    await dir.files.get('mce')!.write!(`0x${pfnOfIndex(sb, name, 0).toString(16)} action_required must_kill`)
+    await dir.files.get('mce')!.write!('0x100300')
     const book = dir.poisonBook.list()
     const parsed = parsePoisoned(dir.files.get('poisoned')!.render())
     expect(parsed).to.have.length(3)
