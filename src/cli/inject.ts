@@ -13,7 +13,7 @@ import { Command, Parsed, print, UsageError, value } from './common'
 import {
   askControl, closeInheritedUnder, controlPath, dmemfsFileMount, mountedDmemfs, readControl, readOffline, readPoisoned
 } from './dmem'
-import { EXCLUDE_WRITER, mceWords } from './mce'
+import { EXCLUDE_WRITER, MCE_FLAGS, mceWords } from './mce'
 
 interface Campaign {
   mnt: string
@@ -262,9 +262,7 @@ export const inject: Command = {
     { name: 'target', value: 'used|free|any', help: 'which dpages to hit: owned by a file, free, or either (default any)' },
     { name: 'file', value: 'PATH', help: "hit only PATH's dpages (a file on this dmemfs)" },
     { name: 'soft-offline', help: 'soft-offline each PFN (.dmem/soft_offline) instead of a memory failure' },
-    { name: 'must-kill', help: 'MF_MUST_KILL: signal the processes, as dmemfs mce --must-kill' },
-    { name: 'action-required', help: 'MF_ACTION_REQUIRED: BUS_MCEERR_AR instead of BUS_MCEERR_AO' },
-    { name: 'deliver', help: 'really send the signals' },
+    ...MCE_FLAGS,
     { name: 'json', help: 'print one JSON object per line: one per event ({"event", "pfn", "refused", "report"}), then {"summary"}' }
   ],
   details: 'Injects --count memory errors into the dmemfs at MOUNTPOINT, one every --interval ms. Each picks a dpage\n' +

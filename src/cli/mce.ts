@@ -3,7 +3,7 @@
 
 import { MountError } from '../fuse/mount'
 import { jsonAscii } from '../fs/name'
-import { Command, Parsed } from './common'
+import { Command, FlagDef, Parsed } from './common'
 import { askControl, closeInheritedUnder, controlPath, firstLine } from './dmem'
 import { parseTarget, Target, TARGET_FLAGS, targetJson, targetLine } from './target'
 
@@ -30,15 +30,20 @@ export function injectMce (t: Target, words: string[]): string {
   return jsonAscii({ target: targetJson(t), ...report }, 2) + '\n'
 }
 
+/** The memory-failure flags, as `dmemfs mce` and `dmemfs inject` take them. */
+export const MCE_FLAGS: FlagDef[] = [
+  { name: 'action-required', help: 'MF_ACTION_REQUIRED: signal BUS_MCEERR_AR instead of BUS_MCEERR_AO' },
+  { name: 'must-kill', help: 'MF_MUST_KILL: signal the processes mapping the page (without it, none is signalled)' },
+  { name: 'deliver', help: 'really send the signals (the report says which way each went)' }
+]
+
 export const mce: Command = {
   name: 'mce',
   args: '[MOUNTPOINT PFN]',
   summary: 'run the memory-failure path for a PFN, a byte of a file or an address in a process, and print the report',
   flags: [
     ...TARGET_FLAGS,
-    { name: 'action-required', help: 'MF_ACTION_REQUIRED: signal BUS_MCEERR_AR instead of BUS_MCEERR_AO' },
-    { name: 'must-kill', help: 'MF_MUST_KILL: signal the processes mapping the page (without it, none is signalled)' },
-    { name: 'deliver', help: 'really send the signals (the report says which way each went)' },
+    ...MCE_FLAGS,
     { name: 'json', help: 'print the report as JSON, with a "target" object saying how the frame was named' }
   ],
   details: 'Runs the memory-failure path for one 4 KiB frame, as writing its PFN to MOUNTPOINT/.dmem/mce does, and\n' +
