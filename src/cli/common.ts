@@ -123,7 +123,10 @@ function parseArgsMessage (err: unknown): string {
   switch (e.code) {
     case 'ERR_PARSE_ARGS_UNKNOWN_OPTION': return `unknown flag '${name}'`
     case 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE':
-      return /does not take an argument/.test(e.message ?? '') ? `${name} takes no value` : `${name} needs a value`
+      if (/does not take an argument/.test(e.message ?? '')) return `${name} takes no value`
+      // `--count -1`: a value that starts with a dash reads as a flag.
+      if (/argument is ambiguous/.test(e.message ?? '')) return `${name} needs a value (a value starting with '-' is written ${name}=VALUE)`
+      return `${name} needs a value`
     default: return e.message ?? String(err)
   }
 }

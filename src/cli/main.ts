@@ -22,11 +22,27 @@ export async function main (argv: string[]): Promise<number> {
   return await cmd.run(parseCommand(cmd, args))
 }
 
-/** The line a failure prints. A system call's failure (EACCES, ENOENT ...) is the user's to fix: its
- *  message is enough; anything else is a bug, shown with its stack. */
+/** The line a failure prints. A system call's failure (EACCES, ENOENT ...) is the user's to fix, said in
+ *  words; anything else is a bug, shown with its stack. */
 export function failureMessage (err: unknown): string {
-  const known = err instanceof UsageError || err instanceof MountError || (err instanceof Error && 'code' in err)
-  return known ? (err as Error).message : (err instanceof Error ? String(err.stack) : String(err))
+  if (err instanceof UsageError || err instanceof MountError) return err.message
+  if (!(err instanceof Error) || !('code' in err)) return err instanceof Error ? String(err.stack) : String(err)
+  return systemMessage(err as NodeJS.ErrnoException)
+}
+
+// The control files everyone may read; the others are root's (see README, "The control directory").
+const PUBLIC_CONTROL = /\/\.dmem\/(stat|map|datapath)$/
+
+function systemMessage (err: NodeJS.ErrnoException): string {
+  const where = typeof err.path === 'string' ? err.path : null
+  if (where === null) return err.message
+  if (err.code === 'ENOENT') return `${where} does not exist`
+  if (err.code !== 'EACCES' && err.code !== 'EPERM') return err.message
+  if (PUBLIC_CONTROL.test(where)) {
+    return `${where}: permission denied (users other than root reach a dmemfs only when it is mounted with -o allow_other)`
+  }
+  if (/\/\.dmem\/[^/]+$/.test(where)) return `${where}: permission denied (only root may use it, as the kernel keeps PFNs and injection)`
+  return `${where}: permission denied`
 }
 
 export function exitCode (err: unknown): number {

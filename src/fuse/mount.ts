@@ -70,6 +70,14 @@ export function lazyUnmount (mountpoint: string): void {
 
 /** Makes sure `mnt` can be mounted on: an existing, empty directory that is not a live mount. A mount
  *  left by a daemon that died ("Transport endpoint is not connected") is cleared away. */
+/** Mounting opens /dev/fuse, which is root's here (there is no setuid fusermount): say so in one line,
+ *  before libfuse prints its own two. */
+function checkFuseDevice (): void {
+  const code = errnoCode(() => fs.accessSync('/dev/fuse', fs.constants.R_OK | fs.constants.W_OK))
+  if (code === 'ENOENT') throw new MountError('/dev/fuse does not exist: this kernel has no FUSE (modprobe fuse)')
+  if (code) throw new MountError(`cannot open /dev/fuse (${code}): mounting dmemfs needs root`)
+}
+
 export function prepareMountpoint (mnt: string): void {
   const mounted = findMount(mnt)
   if (mounted) {
@@ -305,6 +313,7 @@ export async function mountDmemfs (
   if (!layout.ok) throw new MountError(`bad mount option 'dmem': ${layout.error}`)
   if (opts.poisonFile) checkPoisonDir(opts.poisonFile)
   const keptPoison = opts.poisonFile ? readPoisonFile(opts.poisonFile, layout.value) : []
+  checkFuseDevice()
   prepareMountpoint(mnt)
   const unmounter = startUnmounter(mnt)
   const pool = new DmemPool(layout.value)

@@ -147,6 +147,15 @@ describe('dmemfs CLI', function () {
       expect(main.stdout).to.include('  pfn FILE [--json] [--map] [--cells N]')
     })
 
+    it('mounting as a user other than root fails with one line saying root is needed', function () {
+      const mnt = tempDir()
+      fs.chmodSync(mnt, 0o777)
+      const r = sh(`setpriv --reuid=65534 --regid=65534 --clear-groups ${BIN} mount ${mnt}`)
+      expect(r.status).to.equal(1)
+      expect(r.stderr).to.equal('dmemfs: cannot open /dev/fuse (EACCES): mounting dmemfs needs root\n')
+      expect(isMounted(mnt)).to.equal(false)
+    })
+
     it('bad usage is one line on stderr and exit 2: an unknown command, flag or help topic', function () {
       const cases: Array<[string, RegExp]> = [
         ['help bogus', /unknown command 'bogus'/],

@@ -5,6 +5,7 @@ import { expect } from 'chai'
 import { checkPfn, Command, commandHelp, hanging, parseCommand, UsageError, usageLine } from '../../src/cli/common'
 import { COMMANDS, mainHelp } from '../../src/cli/help'
 import { mountOptionsHelp } from '../../src/cli/mount'
+import { failureMessage } from '../../src/cli/main'
 import { MOUNT_OPTIONS } from '../../src/options'
 
 const demo: Command = {
@@ -88,5 +89,21 @@ describe('cli: help', () => {
     for (const l of lines) expect(l.length).to.be.at.most(100)
     expect(lines.slice(1).every(l => l.startsWith('       word'))).to.equal(true)
     expect(lines.join(' ').split(/\s+/).filter(w => w === 'word')).to.have.length(60)
+  })
+})
+
+describe('cli: failures said in words', () => {
+  const sysErr = (code: string, path: string) => Object.assign(new Error(`${code}: raw, open '${path}'`), { code, path })
+
+  it('a missing path does not exist; a refused control file says who may use it', () => {
+    expect(failureMessage(sysErr('ENOENT', 'mount/nope'))).to.equal('mount/nope does not exist')
+    expect(failureMessage(sysErr('EACCES', '/m/.dmem/mce'))).to.match(/^\/m\/\.dmem\/mce: permission denied \(only root may use it/)
+    expect(failureMessage(sysErr('EACCES', '/m/.dmem/stat'))).to.match(/^\/m\/\.dmem\/stat: permission denied \(.*allow_other\)$/)
+    expect(failureMessage(sysErr('EACCES', '/m/f'))).to.equal('/m/f: permission denied')
+  })
+
+  it('a value that starts with a dash is not taken for a flag without saying how to write it', () => {
+    const cmd = COMMANDS.find(c => c.name === 'inject')!
+    expect(() => parseCommand(cmd, ['m', '--count', '-1'])).to.throw(UsageError, /--count needs a value \(a value starting with '-' is written --count=VALUE\)/)
   })
 })
