@@ -36,7 +36,7 @@ const PUBLIC_CONTROL = /\/\.dmem\/(stat|map|datapath)$/
 function systemMessage (err: NodeJS.ErrnoException): string {
   const where = typeof err.path === 'string' ? err.path : null
   if (where === null) return err.message
-  if (err.code === 'ENOENT') return `${where} does not exist`
+  if (err.code === 'ENOENT') return `${where}: no such file or directory`
   if (err.code !== 'EACCES' && err.code !== 'EPERM') return err.message
   if (PUBLIC_CONTROL.test(where)) {
     return `${where}: permission denied (users other than root reach a dmemfs only when it is mounted with -o allow_other)`

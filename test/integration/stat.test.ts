@@ -289,9 +289,9 @@ describe('dmemfs stat: the pool as a map (16M pool of 4K dpages)', function () {
       [`stat ${m.mnt} --svg`, 2, /--svg needs a value/],
       [`stat ${m.mnt} --colour`, 2, /unknown flag '--colour'/],
       [`stat ${m.mnt} --json --watch`, 2, /not with --json/],
-      [`stat ${m.mnt} --svg ${notDmemfs}/no/such/dir/x.svg`, 1, /ENOENT/],
+      [`stat ${m.mnt} --svg ${notDmemfs}/no/such/dir/x.svg`, 1, /x\.svg: no such file or directory/],
       [`pfn /etc/passwd --map`, 1, /is not on a dmemfs/],
-      [`pfn ${m.path('nothing')} --map`, 1, /ENOENT/],
+      [`pfn ${m.path('nothing')} --map`, 1, /nothing: no such file or directory/],
       [`pfn ${m.path('.dmem/stat')} --cells 8`, 2, /--cells goes with --map/]
     ]
     for (const [args, status, message] of cases) {

@@ -95,8 +95,8 @@ describe('cli: help', () => {
 describe('cli: failures said in words', () => {
   const sysErr = (code: string, path: string) => Object.assign(new Error(`${code}: raw, open '${path}'`), { code, path })
 
-  it('a missing path does not exist; a refused control file says who may use it', () => {
-    expect(failureMessage(sysErr('ENOENT', 'mount/nope'))).to.equal('mount/nope does not exist')
+  it('a missing path says so; a refused control file says who may use it', () => {
+    expect(failureMessage(sysErr('ENOENT', 'mount/nope'))).to.equal('mount/nope: no such file or directory')
     expect(failureMessage(sysErr('EACCES', '/m/.dmem/mce'))).to.match(/^\/m\/\.dmem\/mce: permission denied \(only root may use it/)
     expect(failureMessage(sysErr('EACCES', '/m/.dmem/stat'))).to.match(/^\/m\/\.dmem\/stat: permission denied \(.*allow_other\)$/)
     expect(failureMessage(sysErr('EACCES', '/m/f'))).to.equal('/m/f: permission denied')
