@@ -2,10 +2,9 @@
 // The frame is named by PFN, by a byte of a file, or by an address in a process (target.ts).
 
 import { MountError } from '../fuse/mount'
-import { jsonAscii } from '../fs/name'
 import { Command, FlagDef, Parsed } from './common'
 import { askControl, closeInheritedUnder, controlPath, firstLine } from './dmem'
-import { parseTarget, Target, TARGET_FLAGS, targetJson, targetLine } from './target'
+import { headedByTarget, parseTarget, Target, TARGET_FLAGS } from './target'
 
 // Each flag is the control file's word of the same name, `-` for `_`.
 const WORDS = ['action-required', 'must-kill', 'deliver', 'json']
@@ -25,9 +24,7 @@ export function injectMce (t: Target, words: string[]): string {
   const json = words.includes('json')
   const { ok, reply } = askControl(controlPath(t.mnt, 'mce'), [t.pfn, EXCLUDE_WRITER, ...words].join(' ') + '\n')
   if (!ok) throw new MountError(firstLine(reply))
-  if (!json) return targetLine(t) + '\n' + reply
-  const report = JSON.parse(reply) as Record<string, unknown>
-  return jsonAscii({ target: targetJson(t), ...report }, 2) + '\n'
+  return headedByTarget(t, reply, json)
 }
 
 /** The memory-failure flags, as `dmemfs mce` and `dmemfs inject` take them. */

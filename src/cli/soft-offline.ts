@@ -1,10 +1,9 @@
 // dmemfs soft-offline: retire a dpage before it fails, as a write to .dmem/soft_offline does. A used dpage's
 // data moves to a fresh dpage first; nobody is signalled.
 
-import { jsonAscii } from '../fs/name'
 import { Command, Parsed } from './common'
 import { askControl, controlPath, firstLine } from './dmem'
-import { parseTarget, Target, TARGET_FLAGS, targetJson, targetLine } from './target'
+import { headedByTarget, parseTarget, Target, TARGET_FLAGS } from './target'
 
 export interface SoftOfflineResult {
   ok: boolean
@@ -21,9 +20,7 @@ export function injectSoftOffline (t: Target, json: boolean): SoftOfflineResult 
     reason = reply.startsWith('error: ') ? firstLine(reply) : resultOf(reply, json)
     if (reply.startsWith('error: ')) return { ok, out: '', reason }
   }
-  if (!json) return { ok, out: targetLine(t) + '\n' + reply, reason }
-  const report = JSON.parse(reply) as Record<string, unknown>
-  return { ok, out: jsonAscii({ target: targetJson(t), ...report }, 2) + '\n', reason }
+  return { ok, out: headedByTarget(t, reply, json), reason }
 }
 
 function resultOf (reply: string, json: boolean): string {

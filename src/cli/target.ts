@@ -4,7 +4,7 @@
 
 import * as fs from 'fs'
 import { argBytes } from '../argv'
-import { nameEscape, nameForJson, nameUnescape } from '../fs/name'
+import { jsonAscii, nameEscape, nameForJson, nameUnescape } from '../fs/name'
 import { FSTYPE, MountError, readMounts } from '../fuse/mount'
 import { parseKernelU64, pfnNumber } from '../mce/input'
 import { PAGE_SIZE } from '../statmap'
@@ -144,4 +144,12 @@ export function targetJson (t: Target): object {
   const file = { path: nameForJson(t.path), offset: t.offset, pfn: t.pfn }
   if (t.how === 'file') return { how: 'file', ...file }
   return { how: 'pid', pid: t.pid, vaddr: hex(t.vaddr), ...file }
+}
+
+/** A control file's reply as a command prints it: headed by the target's line, or, in JSON, with a
+ *  `target` object first. */
+export function headedByTarget (t: Target, reply: string, json: boolean): string {
+  if (!json) return targetLine(t) + '\n' + reply
+  const report = JSON.parse(reply) as Record<string, unknown>
+  return jsonAscii({ target: targetJson(t), ...report }, 2) + '\n'
 }
