@@ -7,7 +7,7 @@ import { EBUSY, EINVAL, Errno } from '../fs/errno'
 import { jsonAscii, nameEscape } from '../fs/name'
 import { Superblock } from '../fs/super'
 import { parseMceRequest, parsePfn } from '../mce/input'
-import { EarlyKillMode, handleMemoryFailure, locatePfn, MceEnvironment, NOT_DMEM_PFN } from '../mce/memory-failure'
+import { EarlyKillMode, handleMemoryFailure, locatePfn, MceEnvironment, McePlace, NOT_DMEM_PFN } from '../mce/memory-failure'
 import { PoisonBook, renderPoisoned } from '../mce/poison-book'
 import { renderReport, reportJson } from '../mce/report'
 import { CorrectedErrors } from '../mce/corrected'
@@ -43,13 +43,16 @@ export interface ControlOptions {
 
 export class ControlDir {
   readonly files = new Map<string, ControlFile>()
-  private lastMce = 'no memory failure yet\n'
-  private lastUnpoison = 'nothing unpoisoned yet\n'
-  private lastSoftOffline = 'nothing soft-offlined yet\n'
+  // What each writable file reads: the reply to its latest write.
+  private readonly last = new Map<string, string>([
+    ['mce', 'no memory failure yet\n'],
+    ['unpoison', 'nothing unpoisoned yet\n'],
+    ['soft_offline', 'nothing soft-offlined yet\n'],
+    ['ce', 'no corrected error yet\n']
+  ])
   private readonly refusals: RateLimit
   readonly poisonBook: PoisonBook
   readonly corrected: CorrectedErrors
-  private lastCe = 'no corrected error yet\n'
 
   constructor (
     readonly sb: Superblock,
@@ -64,16 +67,16 @@ export class ControlDir {
     this.add({ name: 'pfns', mode: 0o400, render: () => renderPfns(sb) })
     // Read-only, so that any user who may read it gets the whole map: `dmemfs stat` merges its cells.
     this.add({ name: 'map', mode: 0o444, public: true, render: () => renderMap(sb.pool, MAP_CELLS) })
-    this.add({ name: 'mce', mode: 0o600, render: () => this.lastMce, write: (text, writer) => this.writeMce(text, writer) })
+    this.add({ name: 'mce', mode: 0o600, render: () => this.last.get('mce')!, write: (text, writer) => this.writeMce(text, writer) })
     this.add({
-      name: 'unpoison', mode: 0o600, render: () => this.lastUnpoison, write: text => this.writeUnpoison(text)
+      name: 'unpoison', mode: 0o600, render: () => this.last.get('unpoison')!, write: text => this.writeUnpoison(text)
     })
     this.add({ name: 'poisoned', mode: 0o400, render: () => renderPoisoned(this.poisonBook.list()) })
     this.add({
-      name: 'soft_offline', mode: 0o600, render: () => this.lastSoftOffline, write: text => this.writeSoftOffline(text)
+      name: 'soft_offline', mode: 0o600, render: () => this.last.get('soft_offline')!, write: text => this.writeSoftOffline(text)
     })
     this.add({ name: 'offline', mode: 0o400, render: () => renderOffline(sb.pool) })
-    this.add({ name: 'ce', mode: 0o600, render: () => this.lastCe, write: text => this.writeCe(text) })
+    this.add({ name: 'ce', mode: 0o600, render: () => this.last.get('ce')!, write: text => this.writeCe(text) })
     this.add({ name: 'ce_counts', mode: 0o400, render: () => this.renderCeCounts() })
     // Whether READ and WRITE are served natively, and how many were (see src/fs/datapath.ts).
     this.add({ name: 'datapath', mode: 0o444, public: true, render: () => sb.opts.datapath?.render() ?? 'native off\nreads 0\nwrites 0\npassed 0\n' })
@@ -109,18 +112,21 @@ export class ControlDir {
   private refuse (file: string, message: string): WriteResult {
     const reply = `error: ${message}\n`
     this.refusals.print(`dmemfs: .dmem/${file}: ${message}`)
-    if (file === 'mce') this.lastMce = reply
-    else if (file === 'soft_offline') this.lastSoftOffline = reply
-    else if (file === 'ce') this.lastCe = reply
-    else this.lastUnpoison = reply
+    this.last.set(file, reply)
     return { errno: EINVAL, reply }
+  }
+
+  /** Where a written PFN lives in the pool, or the refusal of a PFN no region holds. */
+  private locate (file: string, pfn: number, text: string): McePlace | WriteResult {
+    const place = locatePfn(this.sb.pool, pfn)
+    return place ?? this.refuse(file, `${text.trim().split(/\s+/)[0]}: ${NOT_DMEM_PFN}`)
   }
 
   async writeMce (text: string, writer = 0): Promise<WriteResult> {
     const req = parseMceRequest(text)
     if (!req.ok) return this.refuse('mce', req.error)
-    const place = locatePfn(this.sb.pool, req.value.pfn)
-    if (!place) return this.refuse('mce', `${text.trim().split(/\s+/)[0]}: ${NOT_DMEM_PFN}`)
+    const place = this.locate('mce', req.value.pfn, text)
+    if ('errno' in place) return place
     // The writer, and what launched it (npx): it inherits its shell's descriptors and is not what the
     // error is about.
     const exclude = req.value.excludeWriter && writer !== 0 ? this.env.invocationOf(writer) : []
@@ -128,8 +134,9 @@ export class ControlDir {
       this.sb, place, req.value.flags, req.value.deliver, this.env, this.opts.earlyKill, exclude)
     this.poisonBook.note(report)
     if (report.state !== 'already-poisoned') this.opts.onPoisonChange()
-    this.lastMce = renderReport(report)
-    const reply = req.value.json ? jsonAscii(reportJson(report), 2) + '\n' : this.lastMce
+    const rendered = renderReport(report)
+    this.last.set('mce', rendered)
+    const reply = req.value.json ? jsonAscii(reportJson(report), 2) + '\n' : rendered
     return { errno: 0, reply }
   }
 
@@ -140,13 +147,14 @@ export class ControlDir {
     const json = m !== null
     const pfn = parsePfn(m ? m[1] + m[2] : text)
     if (!pfn.ok) return this.refuse('soft_offline', pfn.error)
-    const place = locatePfn(this.sb.pool, pfn.value)
-    if (!place) return this.refuse('soft_offline', `${text.trim().split(/\s+/)[0]}: ${NOT_DMEM_PFN}`)
+    const place = this.locate('soft_offline', pfn.value, text)
+    if ('errno' in place) return place
     const report = softOffline(this.sb, place)
-    this.lastSoftOffline = renderSoftOffline(report)
+    const rendered = renderSoftOffline(report)
+    this.last.set('soft_offline', rendered)
     if (report.errno) this.refusals.print(`dmemfs: .dmem/soft_offline: ${report.result}`)
     else this.env.log(report.result)
-    const reply = json ? jsonAscii(softOfflineJson(report), 2) + '\n' : this.lastSoftOffline
+    const reply = json ? jsonAscii(softOfflineJson(report), 2) + '\n' : rendered
     return { errno: report.errno, reply }
   }
 
@@ -155,8 +163,8 @@ export class ControlDir {
   writeCe (text: string): WriteResult {
     const pfn = parsePfn(text)
     if (!pfn.ok) return this.refuse('ce', pfn.error)
-    const place = locatePfn(this.sb.pool, pfn.value)
-    if (!place) return this.refuse('ce', `${text.trim()}: ${NOT_DMEM_PFN}`)
+    const place = this.locate('ce', pfn.value, text)
+    if ('errno' in place) return place
     const { count, reached } = this.corrected.count(place.dpage)
     const hex = '0x' + place.pfn.toString(16)
     const threshold = this.corrected.threshold
@@ -164,11 +172,12 @@ export class ControlDir {
       (threshold > 0 ? ` threshold ${threshold}\n` : ' (no threshold: ce_threshold=0)\n')
     if (reached) {
       const report = softOffline(this.sb, place)
-      this.lastSoftOffline = renderSoftOffline(report)
+      const rendered = renderSoftOffline(report)
+      this.last.set('soft_offline', rendered)
       this.env.log(`RAS: corrected errors on ${hex} reached ${threshold}: ${report.result}`)
-      reply += `threshold reached: soft offline\n${this.lastSoftOffline}`
+      reply += `threshold reached: soft offline\n${rendered}`
     }
-    this.lastCe = reply
+    this.last.set('ce', reply)
     return { errno: 0, reply }
   }
 
@@ -191,21 +200,23 @@ export class ControlDir {
     const owner = pool.ownerOf(dpage)
     const result = pool.unpoison(dpage)
     let errno: 0 | Errno = 0
+    let reply: string
     if (result === 'not-poisoned') {
-      this.lastUnpoison = `Unpoison: Page was already unpoisoned ${hex}\n`
+      reply = `Unpoison: Page was already unpoisoned ${hex}\n`
     } else if (result === 'unpoisoned') {
       this.poisonBook.forget(dpage)
-      this.lastUnpoison = `Unpoison: Software-unpoisoned free page ${hex}\n`
+      reply = `Unpoison: Software-unpoisoned free page ${hex}\n`
       this.opts.onPoisonChange()
     } else {
       const inode = this.sb.inode(owner)
       const path = inode ? nameEscape(this.sb.pathOf(inode) ?? '(deleted)') : '?'
-      this.lastUnpoison = `Unpoison: the hwpoison page has non-NULL mapping ${hex}: ` +
+      reply = `Unpoison: the hwpoison page has non-NULL mapping ${hex}: ` +
         `still owned by ${path} (ino ${owner}); it stays poisoned\n`
       errno = EBUSY
     }
-    this.env.log(this.lastUnpoison.trimEnd())
-    return { errno, reply: this.lastUnpoison }
+    this.last.set('unpoison', reply)
+    this.env.log(reply.trimEnd())
+    return { errno, reply }
   }
 }
 
