@@ -173,16 +173,15 @@ export function memoryFailure (
   }
   const used = pool.isUsed(place.dpage)
   pool.poison(place.dpage)
-  const owner = used ? sb.inode(pool.ownerOf(place.dpage)) : undefined
-  if (owner) filePoisoned(owner, pool.indexOf(place.dpage))
+  const ino = pool.ownerOf(place.dpage)
+  const inode = ino === NO_OWNER ? undefined : sb.inode(ino)
+  if (inode) filePoisoned(inode, pool.indexOf(place.dpage))
   traceFailure(pool, place, used)
   if (!used) {
     return logged(env, { ...base, state: 'free', result: `MCE: free dpage, mark ${hex} disabled in dmem` })
   }
   const report: MceReport = { ...base, state: 'used', result: `MCE ${hex}: handled by dmem` }
   env.log(report.result)
-  const ino = pool.ownerOf(place.dpage)
-  const inode = ino === NO_OWNER ? undefined : sb.inode(ino)
   if (!inode) return report
   inode.hwpoisoned = true
   const pgoff = pool.indexOf(place.dpage) * pool.framesPerDpage + (place.pfn - place.dpagePfn)

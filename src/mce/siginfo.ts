@@ -6,17 +6,11 @@
 
 import * as fs from 'fs'
 import * as path from 'path'
+import { BUS_MCEERR_AO, BUS_MCEERR_AR, SigbusResult } from './memory-failure'
 import { PF_MCE_EARLY, PF_MCE_PROCESS } from './procfs'
 
-export type DeliveryWay = 'ptrace' | 'kill'
-
-/** `way` 'ptrace' with no `error`: the target took SIGBUS with the kernel's siginfo. `way` 'kill': a plain
- *  SIGBUS (SI_USER, or SI_TKILL when the injector had already sent it) was sent, or tried; `error` says why
- *  not the kernel's siginfo and, when no signal could be sent at all, why not. */
-export interface SigbusResult { way: DeliveryWay, error?: string }
-
-export const BUS_MCEERR_AR = 4
-export const BUS_MCEERR_AO = 5
+// The result's shape and the codes are the memory-failure path's own: sendMceSigbus() is its sendSigbus.
+export { BUS_MCEERR_AO, BUS_MCEERR_AR, DeliveryWay, SigbusResult } from './memory-failure'
 const SIGBUS = 7
 
 /** How long the injector waits for the target to take the signal before it lets go (a process blocked in
