@@ -107,23 +107,39 @@ export function fileWrite (
 function allocForWrite (
   pool: DmemPool, inode: Inode, index: number, pos: number, end: number, maxAllocTry: number
 ): DpageRun | null {
-  const table = inode.dpages!
   const ds = pool.dpageSize
-  const lastIndex = Math.floor((end - 1) / ds)
-  let want = 1
-  while (want < maxAllocTry && index + want <= lastIndex && !table.has(index + want)) want++
-  const run = pool.alloc(inode.node, want, inode.ino)
+  const run = allocRun(pool, inode, index, Math.floor((end - 1) / ds), maxAllocTry)
   if (!run) return null
   for (let i = 0; i < run.count; i++) {
-    const dpage = run.first + i
-    const fileIndex = index + i
-    const pageStart = fileIndex * ds
-    pool.prepare(dpage, Math.max(pos, pageStart) - pageStart, Math.min(end, pageStart + ds) - pageStart)
-    pool.setOwner(dpage, inode.ino, fileIndex)
-    table.set(fileIndex, dpage)
-    if (pool.tracer.on) traceEntry(pool, inode, 'dmemfs_radix_tree_insert', fileIndex, dpage)
+    const pageStart = (index + i) * ds
+    pool.prepare(run.first + i, Math.max(pos, pageStart) - pageStart, Math.min(end, pageStart + ds) - pageStart)
+    insertDpage(pool, inode, index + i, run.first + i)
   }
   return run
+}
+
+/** Takes up to maxAllocTry contiguous dpages for the hole at `index` and the holes after it, up to
+ *  `lastIndex`; null when the pool is full. */
+function allocRun (pool: DmemPool, inode: Inode, index: number, lastIndex: number, maxAllocTry: number): DpageRun | null {
+  const table = inode.dpages!
+  let want = 1
+  while (want < maxAllocTry && index + want <= lastIndex && !table.has(index + want)) want++
+  return pool.alloc(inode.node, want, inode.ino)
+}
+
+/** File index `index` is backed by `dpage` from now on: the reverse map and the table say so. */
+function insertDpage (pool: DmemPool, inode: Inode, index: number, dpage: number): void {
+  pool.setOwner(dpage, inode.ino, index)
+  inode.dpages!.set(index, dpage)
+  if (pool.tracer.on) traceEntry(pool, inode, 'dmemfs_radix_tree_insert', index, dpage)
+}
+
+/** File index `index` (backed by `dpage`) is a hole from now on; the dpage goes back to the pool unless
+ *  it is poisoned or offline. The native path must no longer serve it. */
+function removeDpage (pool: DmemPool, inode: Inode, index: number, dpage: number): void {
+  inode.dpages!.delete(index)
+  if (pool.tracer.on) traceEntry(pool, inode, 'dmemfs_radix_tree_delete', index, dpage)
+  pool.release(dpage)
 }
 
 export function fileTruncate (pool: DmemPool, inode: Inode, size: number, limits: DataLimits): 0 | Errno {
@@ -144,10 +160,7 @@ function shrink (pool: DmemPool, inode: Inode, size: number): void {
   // freed and the tail zeroed without a native copy racing either.
   inode.native?.resize(size, keep)
   for (const [index, dpage] of table) {
-    if (index < keep) continue
-    table.delete(index)
-    if (pool.tracer.on) traceEntry(pool, inode, 'dmemfs_radix_tree_delete', index, dpage)
-    pool.release(dpage)
+    if (index >= keep) removeDpage(pool, inode, index, dpage)
   }
   const tail = size % ds
   const last = table.get(keep - 1)
@@ -242,21 +255,16 @@ function allocRange (pool: DmemPool, inode: Inode, start: number, end: number, m
   const taken: number[] = []
   for (let index = Math.floor(start / ds); index <= lastIndex; index++) {
     if (table.has(index)) continue
-    let want = 1
-    while (want < maxAllocTry && index + want <= lastIndex && !table.has(index + want)) want++
-    const run = pool.alloc(inode.node, want, inode.ino)
+    const run = allocRun(pool, inode, index, lastIndex, maxAllocTry)
     if (!run) {
       for (const i of taken) dropIndex(pool, inode, i)
       return false
     }
     for (let i = 0; i < run.count; i++) {
-      const dpage = run.first + i
-      pool.prepare(dpage, 0, 0)
-      pool.setOwner(dpage, inode.ino, index + i)
-      table.set(index + i, dpage)
-      inode.native?.map(index + i, dpage, 1) // zeroed above: the native path may serve it now
+      pool.prepare(run.first + i, 0, 0)
+      insertDpage(pool, inode, index + i, run.first + i)
+      inode.native?.map(index + i, run.first + i, 1) // zeroed above: the native path may serve it now
       taken.push(index + i)
-      if (pool.tracer.on) traceEntry(pool, inode, 'dmemfs_radix_tree_insert', index + i, dpage)
     }
     index += run.count - 1
   }
@@ -272,7 +280,7 @@ function punchHole (pool: DmemPool, inode: Inode, start: number, end: number): v
   if (last - first <= table.size) {
     for (let index = first; index < last; index++) dropIndex(pool, inode, index)
   } else {
-    for (const [index] of [...table]) if (index >= first && index < last) dropIndex(pool, inode, index)
+    for (const index of table.keys()) if (index >= first && index < last) dropIndex(pool, inode, index)
   }
   zeroPart(pool, inode, start, Math.min(end, first * ds))
   if (last >= first) zeroPart(pool, inode, Math.max(start, last * ds), end)
@@ -296,9 +304,7 @@ function dropIndex (pool: DmemPool, inode: Inode, index: number): void {
   if (dpage === undefined) return
   // First the native path: once it serves the dpage no more, the dpage may go back to the pool.
   inode.native?.unmap(index)
-  table.delete(index)
-  if (pool.tracer.on) traceEntry(pool, inode, 'dmemfs_radix_tree_delete', index, dpage)
-  pool.release(dpage)
+  removeDpage(pool, inode, index, dpage)
 }
 
 /** A dpage of this file was just poisoned: the native path stops serving it (TypeScript answers EIO),
