@@ -38,9 +38,13 @@ export class NativeFile {
   seenWrite = 0n
   seenRead = 0n
 
+  readonly at: number // where this file's two stamps start in `stamps`
+
   constructor (
-    private readonly dp: DataPath, readonly ino: number, readonly stamps: BigInt64Array, readonly at: number
-  ) {}
+    private readonly dp: DataPath, readonly ino: number, readonly stamps: BigInt64Array, readonly slot: number
+  ) {
+    this.at = (slot % STAMP_SLAB) * 2
+  }
 
   map (index: number, firstDpage: number, count: number): void {
     this.dp.binding.map(this.ino, index, firstDpage, count)
@@ -119,12 +123,12 @@ export class DataPath {
     stamps[at] = 0n
     stamps[at + 1] = 0n
     this.binding.fileNew(ino, stamps, at)
-    return new NativeFile(this, ino, stamps, at)
+    return new NativeFile(this, ino, stamps, slot)
   }
 
   fileFree (file: NativeFile): void {
     this.binding.fileFree(file.ino)
-    this.freeSlots.push(this.slabs.indexOf(file.stamps) * STAMP_SLAB + file.at / 2)
+    this.freeSlots.push(file.slot)
   }
 
   open (fh: number, ino: number, append: boolean): void {
