@@ -268,7 +268,8 @@ export class FuseAdapter {
    *  is just a short read, as read(2) gives it. */
   private read (fh: number, buf: Buffer, len: number, pos: number): number {
     const n = this.sb.read(fh, buf, len, pos)
-    if (n <= 0 || this.uncached.has(fh)) return n
+    // A full read is the common case: nothing more to look up.
+    if (n <= 0 || n === len || this.uncached.has(fh)) return n
     const inode = this.sb.handle(fh)?.inode
     return inode && n < Math.min(len, inode.size - pos) ? EIO : n
   }
