@@ -11,6 +11,7 @@
 // PFNs and physical addresses exceed 2^32: no 32-bit bit operators here; all values stay below 2^53.
 
 import { nameUnescape } from './fs/name'
+import { hex } from './pool/layout'
 
 export type ParseResult<T> = { ok: true, value: T } | { ok: false, error: string }
 
@@ -242,10 +243,6 @@ export function formatBytes (bytes: number): string {
 
 export function plural (n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`
-}
-
-function hex (n: number): string {
-  return '0x' + n.toString(16)
 }
 
 /** How much a cell of the region stands for, e.g. `1 cell = 512 dpages of 4K = 2 MiB`. */

@@ -14,6 +14,7 @@ import {
   askControl, closeInheritedUnder, controlPath, dmemfsFileMount, mountedDmemfs, readControl, readOffline, readPoisoned
 } from './dmem'
 import { EXCLUDE_WRITER, MCE_FLAGS, mceWords } from './mce'
+import { hex } from '../pool/layout'
 
 interface Campaign {
   mnt: string
@@ -45,10 +46,6 @@ interface Tally {
   signalled: Map<number, string | null> // pid -> its start time (field 22 of /proc/PID/stat) right after
   left: number
   stopped: 'count' | 'interrupted' | 'no dpages left'
-}
-
-function hex (n: number): string {
-  return '0x' + n.toString(16)
 }
 
 function integer (text: string | undefined, name: string, max: number, fallback: number): number {

@@ -10,6 +10,7 @@ import { parseKernelU64, pfnNumber } from '../mce/input'
 import { PAGE_SIZE } from '../statmap'
 import { checkPfn, Parsed, UsageError, value } from './common'
 import { dmemfsFileMount, fileRuns, mountedDmemfs, PfnRun } from './dmem'
+import { hex } from '../pool/layout'
 
 export type Target =
   | { how: 'pfn', mnt: string, pfn: string }
@@ -35,10 +36,6 @@ function number (text: string, what: string): number {
   const v = pfnNumber(n.value)
   if (!Number.isSafeInteger(v)) throw new UsageError(`bad ${what}: ${text} is too large`)
   return v
-}
-
-function hex (n: number): string {
-  return '0x' + n.toString(16)
 }
 
 /** The target named by a command's arguments: MOUNTPOINT PFN, or --file/--offset, or --pid/--vaddr. */

@@ -12,6 +12,7 @@ import { PoisonBook, renderPoisoned } from '../mce/poison-book'
 import { renderReport, reportJson } from '../mce/report'
 import { CorrectedErrors } from '../mce/corrected'
 import { renderSoftOffline, softOffline, softOfflineJson } from '../mce/soft-offline'
+import { hex } from '../pool/layout'
 import { DmemPool } from '../pool/pool'
 import { Tracer } from '../pool/trace'
 import { RateLimit } from './ratelimit'
@@ -166,15 +167,15 @@ export class ControlDir {
     const place = this.locate('ce', pfn.value, text)
     if ('errno' in place) return place
     const { count, reached } = this.corrected.count(place.dpage)
-    const hex = '0x' + place.pfn.toString(16)
+    const pfnHex = hex(place.pfn)
     const threshold = this.corrected.threshold
-    let reply = `ce pfn ${hex} dpage 0x${place.dpagePfn.toString(16)} count ${count}` +
+    let reply = `ce pfn ${pfnHex} dpage ${hex(place.dpagePfn)} count ${count}` +
       (threshold > 0 ? ` threshold ${threshold}\n` : ' (no threshold: ce_threshold=0)\n')
     if (reached) {
       const report = softOffline(this.sb, place)
       const rendered = renderSoftOffline(report)
       this.last.set('soft_offline', rendered)
-      this.env.log(`RAS: corrected errors on ${hex} reached ${threshold}: ${report.result}`)
+      this.env.log(`RAS: corrected errors on ${pfnHex} reached ${threshold}: ${report.result}`)
       reply += `threshold reached: soft offline\n${rendered}`
     }
     this.last.set('ce', reply)
@@ -185,7 +186,7 @@ export class ControlDir {
     const pool = this.sb.pool
     const lines = ['# dpage node count']
     for (const { dpage, count } of this.corrected.list()) {
-      lines.push(`0x${pool.pfnOf(dpage).toString(16)} ${pool.regionOf(dpage).node} ${count}`)
+      lines.push(`${hex(pool.pfnOf(dpage))} ${pool.regionOf(dpage).node} ${count}`)
     }
     return lines.join('\n') + '\n'
   }
@@ -196,21 +197,21 @@ export class ControlDir {
     const pool = this.sb.pool
     const dpage = pool.dpageOfPfn(pfn.value)
     if (dpage < 0) return this.refuse('unpoison', `${text.trim()}: ${NOT_DMEM_PFN}`)
-    const hex = '0x' + pfn.value.toString(16)
+    const pfnHex = hex(pfn.value)
     const owner = pool.ownerOf(dpage)
     const result = pool.unpoison(dpage)
     let errno: 0 | Errno = 0
     let reply: string
     if (result === 'not-poisoned') {
-      reply = `Unpoison: Page was already unpoisoned ${hex}\n`
+      reply = `Unpoison: Page was already unpoisoned ${pfnHex}\n`
     } else if (result === 'unpoisoned') {
       this.poisonBook.forget(dpage)
-      reply = `Unpoison: Software-unpoisoned free page ${hex}\n`
+      reply = `Unpoison: Software-unpoisoned free page ${pfnHex}\n`
       this.opts.onPoisonChange()
     } else {
       const inode = this.sb.inode(owner)
       const path = inode ? nameEscape(this.sb.pathOf(inode) ?? '(deleted)') : '?'
-      reply = `Unpoison: the hwpoison page has non-NULL mapping ${hex}: ` +
+      reply = `Unpoison: the hwpoison page has non-NULL mapping ${pfnHex}: ` +
         `still owned by ${path} (ino ${owner}); it stays poisoned\n`
       errno = EBUSY
     }
@@ -249,7 +250,7 @@ export function renderStat (pool: DmemPool): string {
 export function renderOffline (pool: DmemPool): string {
   const lines = ['# dpage node']
   for (let d = 0; d < pool.total; d++) {
-    if (pool.isOffline(d)) lines.push(`0x${pool.pfnOf(d).toString(16)} ${pool.regionOf(d).node}`)
+    if (pool.isOffline(d)) lines.push(`${hex(pool.pfnOf(d))} ${pool.regionOf(d).node}`)
   }
   return lines.join('\n') + '\n'
 }
@@ -279,7 +280,7 @@ export function renderMap (pool: DmemPool, cells: number): string {
       // A third count only where a file owns poisoned dpages, so the common cell stays `used/poisoned`.
       counts.push(c.poisonedUsed > 0 ? `${c.used}/${c.poisoned}/${c.poisonedUsed}` : `${c.used}/${c.poisoned}`)
     }
-    lines.push(`region ${r.id} node ${r.node} phys 0x${r.phys.toString(16)} dpages ${r.dpages} ` +
+    lines.push(`region ${r.id} node ${r.node} phys ${hex(r.phys)} dpages ${r.dpages} ` +
       `dpage_size ${pool.dpageSize} per_cell ${perCell} cells ${counts.join(' ')}`)
   }
   return lines.join('\n') + '\n'
@@ -301,7 +302,7 @@ export function renderPfns (sb: Superblock): string {
       let n = 1
       while (i + n < indices.length && indices[i + n] === first + n &&
         inode.dpages.get(first + n) === dpage + n && pool.pfnOf(dpage + n) === pool.pfnOf(dpage) + n * pool.framesPerDpage) n++
-      lines.push(`${inode.ino} ${first * pool.dpageSize} 0x${pool.pfnOf(dpage).toString(16)} ${n * pool.framesPerDpage} ${path}`)
+      lines.push(`${inode.ino} ${first * pool.dpageSize} ${hex(pool.pfnOf(dpage))} ${n * pool.framesPerDpage} ${path}`)
       i += n
     }
   }

@@ -6,6 +6,7 @@ import { nameEscape, nameForJson, nameUnescape } from '../fs/name'
 import { DmemPool } from '../pool/pool'
 import { flagNames } from './input'
 import { MceReport } from './memory-failure'
+import { hex } from '../pool/layout'
 
 export interface PoisonRecord {
   pfn: number // the frame that failed
@@ -121,6 +122,3 @@ export function poisonedJson (records: PoisonedLine[]): object[] {
   }))
 }
 
-function hex (n: number): string {
-  return '0x' + n.toString(16)
-}

@@ -3,7 +3,7 @@
 // them as seq_file does, the JSON carries them in Python's surrogateescape convention (see fs/name.ts).
 
 import { nameEscape, nameForJson } from '../fs/name'
-import { fmtSize } from '../pool/layout'
+import { fmtSize, hex } from '../pool/layout'
 import { flagNames } from './input'
 import { MceProcess, MceReport, ON_TOUCH, Revocation } from './memory-failure'
 
@@ -11,10 +11,6 @@ const STATE_WORD = { used: 'used', free: 'free', 'already-poisoned': 'poisoned' 
 
 export const KILL_NOTE = 'a signal sent by way kill (kill(2)) carries no si_code or si_addr: the process sees a ' +
   'plain SIGBUS (SI_USER)'
-
-function hex (n: number): string {
-  return '0x' + n.toString(16)
-}
 
 export function renderReport (r: MceReport): string {
   const lines = [

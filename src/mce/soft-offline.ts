@@ -7,7 +7,7 @@ import { EBUSY, EINVAL, Errno } from '../fs/errno'
 import { nameEscape, nameForJson } from '../fs/name'
 import { fileMigrateDpage } from '../fs/file'
 import { Superblock } from '../fs/super'
-import { PAGE_SIZE } from '../pool/layout'
+import { hex, PAGE_SIZE } from '../pool/layout'
 import { NO_OWNER } from '../pool/pool'
 import { McePlace } from './memory-failure'
 
@@ -26,20 +26,20 @@ export interface SoftOfflineReport extends McePlace {
 /** Runs soft offline for a PFN the caller has located. */
 export function softOffline (sb: Superblock, place: McePlace): SoftOfflineReport {
   const pool = sb.pool
-  const hex = '0x' + place.pfn.toString(16)
+  const pfnHex = hex(place.pfn)
   const base = { ...place, time: Date.now(), file: null, newPfn: null, newNode: null }
   if (pool.isPoisoned(place.dpage)) {
-    return { ...base, state: 'already-poisoned', errno: EINVAL, result: `soft_offline: ${hex}: page already poisoned` }
+    return { ...base, state: 'already-poisoned', errno: EINVAL, result: `soft_offline: ${pfnHex}: page already poisoned` }
   }
   if (pool.isOffline(place.dpage)) {
-    return { ...base, state: 'already-offline', errno: EINVAL, result: `soft_offline: ${hex}: dpage already offline` }
+    return { ...base, state: 'already-offline', errno: EINVAL, result: `soft_offline: ${pfnHex}: dpage already offline` }
   }
   const ino = pool.ownerOf(place.dpage)
   const inode = ino === NO_OWNER ? undefined : sb.inode(ino)
   if (!inode) {
     pool.takeOffline(place.dpage)
     trace(sb, place, 0, null)
-    return { ...base, state: 'free', errno: 0, result: `soft_offline: ${hex}: free dpage taken out of service` }
+    return { ...base, state: 'free', errno: 0, result: `soft_offline: ${pfnHex}: free dpage taken out of service` }
   }
   const index = pool.indexOf(place.dpage)
   const file = { path: sb.pathOf(inode), ino, index, offset: index * pool.dpageSize }
@@ -50,14 +50,14 @@ export function softOffline (sb: Superblock, place: McePlace): SoftOfflineReport
     pool.cancelOffline(place.dpage)
     return {
       ...base, file, state: 'no-free-dpage', errno: EBUSY,
-      result: `soft offline: ${hex}: dpage migration failed ${EBUSY}, no free dpage`
+      result: `soft offline: ${pfnHex}: dpage migration failed ${EBUSY}, no free dpage`
     }
   }
   const newPfn = pool.pfnOf(to)
   trace(sb, place, ino, newPfn)
   return {
     ...base, file, state: 'used', errno: 0, newPfn, newNode: pool.regionOf(to).node,
-    result: `soft_offline: ${hex}: migrated to 0x${newPfn.toString(16)}`
+    result: `soft_offline: ${pfnHex}: migrated to ${hex(newPfn)}`
   }
 }
 
@@ -65,36 +65,36 @@ export function softOffline (sb: Superblock, place: McePlace): SoftOfflineReport
 function trace (sb: Superblock, place: McePlace, ino: number, newPfn: number | null): void {
   const pool = sb.pool
   if (!pool.tracer.on) return
-  const to = newPfn === null ? '' : ` new_pfn=0x${newPfn.toString(16)}`
-  pool.tracer.emit(ino, 'dmem_soft_offline', `pfn=0x${place.pfn.toString(16)} used=${newPfn === null ? 0 : 1}${to}`)
+  const to = newPfn === null ? '' : ` new_pfn=${hex(newPfn)}`
+  pool.tracer.emit(ino, 'dmem_soft_offline', `pfn=${hex(place.pfn)} used=${newPfn === null ? 0 : 1}${to}`)
 }
 
 export function renderSoftOffline (r: SoftOfflineReport): string {
   const lines = [
-    `pfn 0x${r.pfn.toString(16)} phys 0x${r.phys.toString(16)} node ${r.node} region ${r.region} dpage 0x${r.dpagePfn.toString(16)} state ${r.state}`,
+    `pfn ${hex(r.pfn)} phys ${hex(r.phys)} node ${r.node} region ${r.region} dpage ${hex(r.dpagePfn)} state ${r.state}`,
     `result ${r.result}`
   ]
   if (r.file) {
     lines.push(`file ${r.file.path === null ? '(deleted)' : nameEscape(r.file.path)} ino ${r.file.ino} index ${r.file.index} offset ${r.file.offset}`)
   }
-  if (r.newPfn !== null) lines.push(`new pfn 0x${r.newPfn.toString(16)} node ${r.newNode} (data kept, nobody signalled)`)
+  if (r.newPfn !== null) lines.push(`new pfn ${hex(r.newPfn)} node ${r.newNode} (data kept, nobody signalled)`)
   return lines.join('\n') + '\n'
 }
 
 export function softOfflineJson (r: SoftOfflineReport): object {
   return {
-    pfn: '0x' + r.pfn.toString(16),
-    phys: '0x' + r.phys.toString(16),
+    pfn: hex(r.pfn),
+    phys: hex(r.phys),
     node: r.node,
     region: r.region,
-    dpage_pfn: '0x' + r.dpagePfn.toString(16),
+    dpage_pfn: hex(r.dpagePfn),
     dpage_size: r.dpageSize,
     frames: r.dpageSize / PAGE_SIZE,
     state: r.state,
     errno: -r.errno,
     result: r.result,
     file: r.file && { ...r.file, path: r.file.path === null ? null : nameForJson(r.file.path) },
-    new_pfn: r.newPfn === null ? null : '0x' + r.newPfn.toString(16),
+    new_pfn: r.newPfn === null ? null : hex(r.newPfn),
     new_node: r.newNode,
     time: r.time
   }

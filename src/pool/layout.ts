@@ -150,6 +150,11 @@ function carveRegions (out: RegionLayout[], node: number, start: number, end: nu
 }
 
 /** 4096 -> "4K", 2097152 -> "2M", as the kernel prints sizes in its messages. */
+/** A PFN, address or flag word as the kernel prints it with %#lx. */
+export function hex (n: number): string {
+  return '0x' + n.toString(16)
+}
+
 export function fmtSize (bytes: number): string {
   const units = ['', 'K', 'M', 'G', 'T', 'P']
   let i = 0
