@@ -247,7 +247,7 @@ export function renderStat (pool: DmemPool): string {
 
 /** Soft-offlined dpages, one line each: what `dmemfs inject` needs to leave them alone (they are neither
  *  free, used nor poisoned). A dpage still owned (retired once its file lets go) is listed too. */
-export function renderOffline (pool: DmemPool): string {
+function renderOffline (pool: DmemPool): string {
   const lines = ['# dpage node']
   for (let d = 0; d < pool.total; d++) {
     if (pool.isOffline(d)) lines.push(`${hex(pool.pfnOf(d))} ${pool.regionOf(d).node}`)

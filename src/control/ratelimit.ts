@@ -2,8 +2,8 @@
 // (a script writing garbage in a loop) must not flood the log. As the kernel's ___ratelimit(): at most
 // `burst` lines per `interval`; the first line after a suppressed stretch says how many were dropped.
 
-export const DEFAULT_RATELIMIT_INTERVAL_MS = 5000 // DEFAULT_RATELIMIT_INTERVAL, 5 * HZ
-export const DEFAULT_RATELIMIT_BURST = 10
+const DEFAULT_RATELIMIT_INTERVAL_MS = 5000 // DEFAULT_RATELIMIT_INTERVAL, 5 * HZ
+const DEFAULT_RATELIMIT_BURST = 10
 
 export class RateLimit {
   private begin = -Infinity

@@ -28,7 +28,7 @@ export const MAX_INPUT = 256
 const U64_MAX = (1n << 64n) - 1n
 
 // The first PFN of the default pool (1G from phys 0x100000000), so the example works as given.
-export const EXAMPLE_PFN = '0x100000'
+const EXAMPLE_PFN = '0x100000'
 
 export interface MceRequest {
   pfn: number // exact below 2^53; larger values can never be a dmem PFN and map to Infinity

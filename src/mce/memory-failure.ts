@@ -328,7 +328,7 @@ function decide (
 }
 
 /** Sends each decided SIGBUS, one process after the other, recording how it went. */
-export async function deliverSignals (report: MceReport, env: MceEnvironment): Promise<void> {
+async function deliverSignals (report: MceReport, env: MceEnvironment): Promise<void> {
   const hex = '0x' + report.pfn.toString(16)
   for (const proc of report.processes) {
     if (!proc.signal || proc.siCode === null || proc.vaddr === null) continue

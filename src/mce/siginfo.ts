@@ -86,7 +86,7 @@ const NOT_SELF = 'not sent: the target is this process'
  *  one kill(2) would wake). When every thread blocks it (often only for a moment: glibc's raise() does, a
  *  thread does in its own SIGBUS handler), tid 0: the injector seizes them all and sends a
  *  process-directed SIGBUS, taken by whichever thread unblocks it first, as kill(2)'s would be. */
-export function chooseThread (pid: number, siCode: number): Target {
+function chooseThread (pid: number, siCode: number): Target {
   const status = readStatus(pid, pid)
   if (status === null) return { refused: 'no such process' }
   const tgid = Number(status.Tgid)
