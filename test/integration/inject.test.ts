@@ -97,11 +97,17 @@ describe('dmemfs mce by file and by address', function () {
   })
 
   it('the target flags are bad usage when mixed or half given (exit 2)', function () {
-    for (const args of [`--file ${m.path('data')}`, '--pid 1', `${m.mnt} 0x100000 --file ${m.path('data')} --offset 0`,
-      `--file ${m.path('data')} --offset 0 --pid 1 --vaddr 0`]) {
+    const cases: Array<[string, RegExp]> = [
+      [`--file ${m.path('data')}`, /--file and --offset go together/],
+      ['--pid 1', /--pid and --vaddr go together/],
+      [`${m.mnt} 0x100000 --file ${m.path('data')} --offset 0`, /takes no MOUNTPOINT or PFN with --file or --pid/],
+      [`--file ${m.path('data')} --offset 0 --pid 1 --vaddr 0`, /name the target one way/]
+    ]
+    for (const [args, why] of cases) {
       const r = sh(`${BIN} mce ${args}`)
       expect(r.status, args).to.equal(2)
       expect(r.stderr.trim().split('\n'), args).to.have.length(1)
+      expect(r.stderr, args).to.match(why)
     }
   })
 
@@ -291,11 +297,20 @@ describe('dmemfs inject: campaigns', function () {
   it('bad usage is one line and exit 2; only root may inject', async function () {
     const m = await DmemfsMount.start('size=16M,allow_other')
     m.ok('head -c 4K /dev/zero > f')
-    for (const args of ['--target some', '--count -1', '--seed 4294967296', `--file ${m.path('f')} --target free`,
-      '--soft-offline --must-kill', '']) {
+    const cases: Array<[string, RegExp]> = [
+      ['--target some', /--target is used, free or any, not 'some'/],
+      ['--count=-1', /--count needs a whole number from 0 to/],
+      ['--count -1', /--count needs a value \(a value starting with '-' is written --count=VALUE\)/],
+      ['--seed 4294967296', /--seed needs a whole number from 0 to 4294967295/],
+      [`--file ${m.path('f')} --target free`, /--file/],
+      ['--soft-offline --must-kill', /--soft-offline signals nobody/],
+      ['', /inject needs exactly one MOUNTPOINT/]
+    ]
+    for (const [args, why] of cases) {
       const r = sh(`${BIN} inject ${args === '' ? '' : m.mnt} ${args}`)
       expect(r.status, args).to.equal(2)
       expect(r.stderr.trim().split('\n'), args).to.have.length(1)
+      expect(r.stderr, args).to.match(why)
     }
     const r = sh(`setpriv --reuid=65534 --regid=65534 --clear-groups ${BIN} inject ${m.mnt} --interval 0`)
     expect(r.status).to.equal(1)
