@@ -46,6 +46,11 @@ export function printBytes (line: string): void {
   process.stdout.write(Buffer.from(line + '\n', 'latin1'))
 }
 
+/** The one line a failure prints on standard error, as bytes (it may name a file). */
+export function printFailure (line: string): void {
+  process.stderr.write(Buffer.from(`dmemfs: ${line}\n`, 'latin1'))
+}
+
 /** How a flag is written in a usage line: `-o OPTIONS`, `--cells N`, `--json`. */
 function flagSpelling (f: FlagDef): string {
   const name = f.short ? `-${f.short}` : `--${f.name}`

@@ -9,7 +9,7 @@ import { MountError } from '../fuse/mount'
 import { parseKernelU64 } from '../mce/input'
 import { PAGE_SIZE, parseMap, parsePfns } from '../statmap'
 import { CampaignTarget, candidates, pick, PoolFacts, prng } from './campaign'
-import { Command, Parsed, print, UsageError, value } from './common'
+import { Command, Parsed, print, printBytes, UsageError, value } from './common'
 import {
   askControl, closeInheritedUnder, controlPath, dmemfsFileMount, mountedDmemfs, readControl, readOffline, readPoisoned
 } from './dmem'
@@ -157,7 +157,7 @@ function eventLine (n: number, pfn: number, report: Report | null, refusal: stri
 
 function emit (c: Campaign, line: string, json: object): void {
   if (c.json) print(jsonAscii(json))
-  else process.stdout.write(Buffer.from(line + '\n', 'latin1'))
+  else printBytes(line)
 }
 
 /** Resolves after `ms`, or at once when `stop` is called. */

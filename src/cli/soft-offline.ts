@@ -1,7 +1,7 @@
 // dmemfs soft-offline: retire a dpage before it fails, as a write to .dmem/soft_offline does. A used dpage's
 // data moves to a fresh dpage first; nobody is signalled.
 
-import { Command, Parsed } from './common'
+import { Command, Parsed, printFailure } from './common'
 import { askControl, controlPath, firstLine } from './dmem'
 import { headedByTarget, parseTarget, Target, TARGET_FLAGS } from './target'
 
@@ -47,7 +47,7 @@ export const softOfflineCommand: Command = {
     const r = injectSoftOffline(t, parsed.flags.has('json'))
     process.stdout.write(Buffer.from(r.out, 'latin1'))
     if (r.ok) return 0
-    process.stderr.write(Buffer.from(`dmemfs: ${r.reason}\n`, 'latin1'))
+    printFailure(r.reason)
     return 1
   }
 }

@@ -2,7 +2,7 @@
 // every poisoned dpage that no file owns.
 
 import { MountError } from '../fuse/mount'
-import { checkPfn, Command, Parsed, print, UsageError } from './common'
+import { checkPfn, Command, Parsed, print, printBytes, printFailure, UsageError } from './common'
 import { askControl, controlPath, firstLine, mountedDmemfs, readPoisoned } from './dmem'
 
 function unpoisonOne (mnt: string, pfn: string): { ok: boolean, reply: string } {
@@ -27,7 +27,7 @@ function unpoisonAll (mnt: string): number {
     const owner = /still owned by (.*) \(ino (\d+)\)/.exec(reply)
     stayed.push(owner ? `${pfn} stays poisoned: owned by ${owner[1]} (ino ${owner[2]})` : `${pfn} stays poisoned: ${firstLine(reply)}`)
   }
-  for (const line of stayed) process.stdout.write(Buffer.from(line + '\n', 'latin1'))
+  for (const line of stayed) printBytes(line)
   print(`${back} of ${poisoned.length} poisoned dpages back in service, ${stayed.length} still owned by a file`)
   return stayed.length > 0 ? 1 : 0
 }
@@ -54,7 +54,7 @@ export const unpoison: Command = {
     const { ok, reply } = unpoisonOne(mnt, checkPfn(parsed.positionals[1]))
     if (!ok) {
       // The reason may name a file: its bytes go out exactly.
-      process.stderr.write(Buffer.from(`dmemfs: ${firstLine(reply)}\n`, 'latin1'))
+      printFailure(firstLine(reply))
       return 1
     }
     process.stdout.write(Buffer.from(reply, 'latin1'))
