@@ -10,6 +10,7 @@ import { PAGE_SIZE } from '../pool/layout'
 import { DmemPool, NO_OWNER } from '../pool/pool'
 import { MF_ACTION_REQUIRED, MF_MUST_KILL } from './input'
 import { FileHolder, FileMapping, PF_MCE_EARLY, PF_MCE_PROCESS } from './procfs'
+import { BUS_MCEERR_AO, BUS_MCEERR_AR, DeliveryWay, SigbusResult } from './sigbus'
 
 /** Which holders the report treats as collected early: `all` (every holder), or the kernel's
  *  task_early_kill() rule with the system default read from this machine (`system`) or given (0, 1). */
@@ -21,18 +22,8 @@ export type DpageState = 'used' | 'free' | 'already-poisoned'
 export type SignalName = 'SIGBUS'
 export type SiCode = 'BUS_MCEERR_AR' | 'BUS_MCEERR_AO'
 
-// include/uapi/asm-generic/siginfo.h
-export const BUS_MCEERR_AR = 4
-export const BUS_MCEERR_AO = 5
+export { BUS_MCEERR_AO, BUS_MCEERR_AR, DeliveryWay, SigbusResult } from './sigbus'
 const SI_CODES: Record<SiCode, number> = { BUS_MCEERR_AR, BUS_MCEERR_AO }
-
-/** How a signal went: with the kernel's siginfo (ptrace) or as a plain kill(2). The same shape as
- *  src/mce/siginfo.ts's, whose sendMceSigbus() can be MceEnvironment.sendSigbus. */
-export type DeliveryWay = 'ptrace' | 'kill'
-export interface SigbusResult {
-  way: DeliveryWay
-  error?: string // why the signal did not go the kernel's way (or at all, when the promise rejects)
-}
 
 /** What a process that touches the poisoned page later meets: the seed's kernel sends SIGBUS
  *  BUS_MCEERR_AR from its fault handler; this machine's kernel, whose FUSE read of the page fails, SIGBUS

@@ -6,11 +6,11 @@
 
 import * as fs from 'fs'
 import * as path from 'path'
-import { BUS_MCEERR_AO, BUS_MCEERR_AR, SigbusResult } from './memory-failure'
+import { BUS_MCEERR_AO, BUS_MCEERR_AR, SigbusResult } from './sigbus'
 import { PF_MCE_EARLY, PF_MCE_PROCESS } from './procfs'
 
 // The result's shape and the codes are the memory-failure path's own: sendMceSigbus() is its sendSigbus.
-export { BUS_MCEERR_AO, BUS_MCEERR_AR, DeliveryWay, SigbusResult } from './memory-failure'
+export { BUS_MCEERR_AO, BUS_MCEERR_AR, DeliveryWay, SigbusResult } from './sigbus'
 const SIGBUS = 7
 
 /** How long the injector waits for the target to take the signal before it lets go (a process blocked in

@@ -273,7 +273,7 @@ describe('siginfo: SIGBUS with the kernel\'s si_code, si_addr and si_addr_lsb', 
     const root = tempDir('dmemfs-siginfo-nobuild-')
     const mce = path.join(root, 'dist', 'src', 'mce')
     fs.mkdirSync(mce, { recursive: true })
-    for (const f of ['siginfo.js', 'procfs.js']) fs.copyFileSync(path.join(ROOT, 'dist', 'src', 'mce', f), path.join(mce, f))
+    for (const f of ['siginfo.js', 'sigbus.js', 'procfs.js']) fs.copyFileSync(path.join(ROOT, 'dist', 'src', 'mce', f), path.join(mce, f))
     const t = await startTarget('sleep')
     const script = `require('${mce}/siginfo.js').sendMceSigbus(${t.pid}, 5, ${ADDR}n).then(r => console.log(JSON.stringify(r)))`
     const r = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8', timeout: 10000 })
