@@ -47,7 +47,7 @@ function exitOf (proc: ChildProcess): Promise<{ code: number | null, signal: Nod
 }
 
 /** Collects a child's output; resolves once `text` has appeared on its standard output. */
-function waitOutput (proc: ChildProcess, text: string): Promise<string> {
+function waitOutput (proc: ChildProcess, text: string | RegExp): Promise<string> {
   return new Promise((resolve, reject) => {
     let out = ''
     let err = ''
@@ -55,7 +55,7 @@ function waitOutput (proc: ChildProcess, text: string): Promise<string> {
     proc.stderr?.on('data', (d: Buffer) => { err += d.toString() })
     proc.stdout!.on('data', (d: Buffer) => {
       out += d.toString()
-      if (!out.includes(text)) return
+      if (typeof text === 'string' ? !out.includes(text) : !text.test(out)) return
       clearTimeout(timer)
       resolve(out)
     })
@@ -167,7 +167,8 @@ print('exit=%d' % os.waitstatus_to_exitcode(status), flush=True)
     const pid = Number(/mounted pid=([0-9]+)/.exec(await waitOutput(py, '\n'))![1])
     expect(isMounted(mnt)).to.equal(true)
     fs.writeFileSync(path.join(mnt, 'f'), 'data')
-    const out = waitOutput(py, 'exit=')
+    // The whole line: a pipe may hand it over in two pieces.
+    const out = waitOutput(py, /exit=-?[0-9]+\n/)
     py.stdin!.write('close\n')
     // Should it hang, say where the daemon and its unmounter are.
     const timer = setTimeout(() => console.log(`daemon after 10 s: ${processState(pid)}`), 10000)
