@@ -83,6 +83,7 @@ declare module 'fuse-native' {
       negativeTimeout?: number
       timeNs?: boolean // times as BigInt nanoseconds; utimens gets UTIME_NOW/UTIME_OMIT
       binaryNames?: boolean // names cross as latin1 strings, one char per byte
+      bigRequests?: boolean // READ and WRITE of up to 1 MiB instead of 128 KiB (see bigRequests())
     }
 
     interface FuseContext {
@@ -99,6 +100,7 @@ declare module 'fuse-native' {
     mount (cb: (err: Error | null) => void): void
     unmount (cb: (err: Error | null) => void): void
     context (): Fuse.FuseContext | null // patched: the caller of the request being served
+    bigRequests (): boolean // patched: whether opts.bigRequests took effect
     static unmount (mnt: string, cb: (err: Error | null) => void): void
   }
 

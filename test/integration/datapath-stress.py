@@ -205,13 +205,17 @@ def chaos(rng, stop):
                 slot.epoch += 1
                 # Reads from now on may see the regrown blocks; those already running may still fail.
                 slot.poisoned = {i for i in slot.poisoned if i < cut}
+                # Writes recorded so far returned before the truncate began: it wipes them. Writes recorded
+                # from now on may land on either side of it.
+                wiped = {i: set(v) for i, v in slot.maybe.items() if i >= cut}
             os.truncate(slot.path, cut * BS)
             with slot.mutex:
                 slot.epoch += 1
-                for model in (slot.written, slot.maybe):
-                    for i in [i for i in model if i >= cut]:
-                        model.pop(i)
-                        slot.maybe.setdefault(i, set())  # a racing write may have come back
+                for i in [i for i in slot.written if i >= cut]:
+                    slot.written.pop(i)
+                    slot.maybe.setdefault(i, set())  # zeros now, or a racing write that came back
+                for i in [i for i in slot.maybe if i >= cut]:
+                    slot.maybe[i] -= wiped.get(i, set())
                 slot.size = cut * BS
             with count_lock:
                 counts['truncates'] += 1
@@ -277,7 +281,7 @@ def check_still():
                         fail('%s block %d: expected version %d, found %r' % (slot.path, index, slot.written[index], HEADER.unpack_from(data)))
                 elif index not in slot.written and version is not None:
                     if version not in racing or data != block(slot.uid, index, version):
-                        fail('%s block %d: expected zeros or a racing write, found %r' % (slot.path, index, HEADER.unpack_from(data)))
+                        fail('%s block %d: expected zeros or a racing write, found %r (file %d)' % (slot.path, index, HEADER.unpack_from(data), slot.uid))
                 if version is not None:
                     found[index] = version
         finally:

@@ -102,6 +102,27 @@ describe(`the native data path (${NATIVE ? 'on' : 'native=0'})`, function () {
     expect(counters(m).native).to.equal(NATIVE ? 'on' : 'off')
   })
 
+
+  it(NATIVE
+    ? 'takes READ and WRITE of 1 MiB in one request each, with a 1 MiB readahead window'
+    : 'keeps requests of 128 KiB and the kernel\'s readahead window', function () {
+    const readahead = Number(m.ok(`cat /sys/class/bdi/$(mountpoint -d ${m.mnt})/read_ahead_kb`).trim())
+    // ref is read through the page cache (an open drops what the kernel cached): one readahead of 1 MiB.
+    const c0 = counters(m)
+    m.ok('dd if=ref of=data bs=1M count=1 conv=notrunc oflag=direct status=none')
+    const c1 = counters(m)
+    m.ok('dd if=data of=/dev/null bs=1M count=1 iflag=direct status=none')
+    const c2 = counters(m)
+    m.ok('cmp ref data')
+    if (NATIVE) {
+      expect(readahead).to.equal(1024)
+      expect(c1.writes - c0.writes, 'WRITE requests for 1 MiB').to.equal(1)
+      expect(c1.reads - c0.reads, 'READ requests for 1 MiB through the page cache').to.equal(1)
+      expect(c2.reads - c1.reads, 'READ requests for 1 MiB of O_DIRECT').to.equal(1)
+    } else {
+      expect(readahead).to.equal(128)
+    }
+  })
   it(`stress: readers and writers against truncates, unlinks, memory failures and soft offline (${STRESS_SECONDS} s)`, function () {
     const r = sh(`python3 ${STRESS} ${m.mnt} ${STRESS_SECONDS} 13`)
     const result = JSON.parse(r.stdout.trim().split('\n').pop() || '{}') as { ok: boolean, failures: string[], counts: Record<string, number> }
