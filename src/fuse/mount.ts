@@ -15,7 +15,7 @@ import { DmemPool } from '../pool/pool'
 import { MceEnvironment } from '../mce/memory-failure'
 import { findHolders, invocationOf, mountIdentity, openerFamily, MountIdentity, processOfThread, sysctlEarlyKill, threadFlags } from '../mce/procfs'
 import { revokeFile } from '../mce/revoke'
-import { nothingSent, sendMceSigbus } from '../mce/siginfo'
+import { sendMceSigbus } from '../mce/siginfo'
 import { Log, releaseTerminals } from './daemon-log'
 import { FuseAdapter } from './operations'
 import { DataPath, DataPathBinding } from '../fs/datapath'
@@ -192,11 +192,11 @@ function procEnvironment (mnt: string, log: Log): MceEnvironment {
     invocationOf,
     threadFlags,
     sysctlEarlyKill,
-    // The kernel's siginfo by ptrace where it can be done, else kill(2); a result that says nothing left
-    // is a failure for the report (the process had gone).
+    // The kernel's siginfo by ptrace where it can be done, else kill(2); nothing sent at all is a failure
+    // for the report (the process had gone).
     sendSigbus: async (pid, siCode, addr) => {
       const result = await sendMceSigbus(pid, siCode, addr)
-      if (nothingSent(result)) throw Object.assign(new Error(result.error), { code: result.error })
+      if (result.way === 'none') throw Object.assign(new Error(result.error), { code: result.error })
       return result
     },
     revoke: target => revokeFile(mnt, target),

@@ -11,3 +11,10 @@ export interface SigbusResult {
   way: DeliveryWay
   error?: string // why the signal did not go the kernel's way (or at all, when the promise rejects)
 }
+
+/** A delivery that sent nothing at all: the target was the sender itself, or kill(2) failed (the process
+ *  had gone). */
+export interface SigbusNotSent {
+  way: 'none'
+  error: string
+}

@@ -6,11 +6,11 @@
 
 import * as fs from 'fs'
 import * as path from 'path'
-import { BUS_MCEERR_AO, BUS_MCEERR_AR, SigbusResult } from './sigbus'
+import { BUS_MCEERR_AO, BUS_MCEERR_AR, SigbusNotSent, SigbusResult } from './sigbus'
 import { PF_MCE_EARLY, PF_MCE_PROCESS } from './procfs'
 
 // The result's shape and the codes are the memory-failure path's own: sendMceSigbus() is its sendSigbus.
-export { BUS_MCEERR_AO, BUS_MCEERR_AR, DeliveryWay, SigbusResult } from './sigbus'
+export { BUS_MCEERR_AO, BUS_MCEERR_AR, DeliveryWay, SigbusNotSent, SigbusResult } from './sigbus'
 const SIGBUS = 7
 
 /** How long the injector waits for the target to take the signal before it lets go (a process blocked in
@@ -33,20 +33,20 @@ export interface Injector {
  *  BUS_MCEERR_AR, `addr` the poisoned page's virtual address in it. `pid` may name one thread instead.
  *  For a process that is gone or cannot be traced the result says what happened; it rejects (RangeError)
  *  only for a pid, code or address the kernel would never build. */
-export function sendMceSigbus (pid: number, siCode: number, addr: bigint): Promise<SigbusResult> {
+export function sendMceSigbus (pid: number, siCode: number, addr: bigint): Promise<SigbusResult | SigbusNotSent> {
   return deliverSigbus(loadInjector(), pid, siCode, addr, STOP_TIMEOUT_MS)
 }
 
 /** sendMceSigbus with the injector given (or the reason there is none) and the timeout. */
 export async function deliverSigbus (injector: Injector | string, pid: number, siCode: number, addr: bigint,
-  timeoutMs: number): Promise<SigbusResult> {
+  timeoutMs: number): Promise<SigbusResult | SigbusNotSent> {
   if (!Number.isInteger(pid) || pid <= 0) throw new RangeError(`not a process id: ${pid}`)
   if (siCode !== BUS_MCEERR_AO && siCode !== BUS_MCEERR_AR) throw new RangeError(`not a BUS_MCEERR_* code: ${siCode}`)
   if (addr < 0n || addr >= 1n << 64n) throw new RangeError(`not an address: ${addr}`)
-  if (pid === process.pid) return { way: 'kill', error: NOT_SELF }
+  if (pid === process.pid) return { way: 'none', error: NOT_SELF }
   if (typeof injector === 'string') return plainKill(pid, injector)
   const target = chooseThread(pid, siCode)
-  if ('self' in target) return { way: 'kill', error: NOT_SELF }
+  if ('self' in target) return { way: 'none', error: NOT_SELF }
   if ('refused' in target) return plainKill(pid, target.refused)
   const r = await injector.inject(target.tgid, target.tid, siCode, addr, timeoutMs)
   if (r.outcome === 'delivered') return { way: 'ptrace' }
@@ -54,20 +54,12 @@ export async function deliverSigbus (injector: Injector | string, pid: number, s
   return plainKill(target.tgid, r.error)
 }
 
-/** Whether a result says no signal left at all: the target was this process, or kill(2) itself failed
- *  (the process had gone). Every other result means a SIGBUS was sent, one way or the other. */
-export function nothingSent (r: SigbusResult): boolean {
-  return r.error !== undefined && (r.error === NOT_SELF || KILL_FAILED.test(r.error))
-}
-
-const KILL_FAILED = /; kill\(2\): [^;]+$/
-
-function plainKill (pid: number, why: string): SigbusResult {
+function plainKill (pid: number, why: string): SigbusResult | SigbusNotSent {
   try {
     process.kill(pid, 'SIGBUS')
     return { way: 'kill', error: why }
   } catch (err) {
-    return { way: 'kill', error: `${why}; kill(2): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }
+    return { way: 'none', error: `${why}; kill(2): ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}` }
   }
 }
 

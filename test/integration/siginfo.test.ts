@@ -7,7 +7,7 @@ import { ChildProcess, spawn, spawnSync } from 'child_process'
 import * as fs from 'fs'
 import * as path from 'path'
 import { ROOT, tempDir } from './harness'
-import { BUS_MCEERR_AO, BUS_MCEERR_AR, deliverSigbus, loadInjector, sendMceSigbus, SigbusResult } from '../../src/mce/siginfo'
+import { BUS_MCEERR_AO, BUS_MCEERR_AR, deliverSigbus, loadInjector, sendMceSigbus, SigbusNotSent, SigbusResult } from '../../src/mce/siginfo'
 
 const SOURCES = path.join(ROOT, 'test', 'integration', 'sigbus')
 const SI_USER = 0
@@ -97,7 +97,7 @@ async function sigbusOf (t: Target, nth = 1): Promise<Sigbus> {
   return { code: Number(f.code), addr, lsb: Number(f.lsb), tid: Number(f.tid), pid: Number(f.pid) }
 }
 
-function expectPtrace (r: SigbusResult): void {
+function expectPtrace (r: SigbusResult | SigbusNotSent): void {
   expect(r, JSON.stringify(r)).to.deep.equal({ way: 'ptrace' })
 }
 
@@ -214,7 +214,7 @@ describe('siginfo: SIGBUS with the kernel\'s si_code, si_addr and si_addr_lsb', 
   it('returns an error, without throwing, for a process that is gone', async function () {
     const gone = spawnSync('sh', ['-c', 'echo $$']).stdout.toString().trim()
     const r = await sendMceSigbus(Number(gone), BUS_MCEERR_AO, ADDR)
-    expect(r).to.deep.equal({ way: 'kill', error: 'no such process; kill(2): ESRCH' })
+    expect(r).to.deep.equal({ way: 'none', error: 'no such process; kill(2): ESRCH' })
   })
 
   it('lets a stopped process go with SIGBUS pending as sent, and does not wait for SIGCONT', async function () {
@@ -293,7 +293,7 @@ describe('siginfo: SIGBUS with the kernel\'s si_code, si_addr and si_addr_lsb', 
   })
 
   it('never signals the caller itself, nor any of its threads', async function () {
-    const self = { way: 'kill', error: 'not sent: the target is this process' }
+    const self = { way: 'none', error: 'not sent: the target is this process' }
     expect(await sendMceSigbus(process.pid, BUS_MCEERR_AO, ADDR)).to.deep.equal(self)
     const threads = fs.readdirSync('/proc/self/task').map(Number).filter(tid => tid !== process.pid)
     expect(threads).to.not.be.empty
