@@ -23,10 +23,17 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/types.h>
+#include <sys/uio.h>
 #include <time.h>
 
-// Same signature as fuse_native_data_hook_t in the patched fuse-native.c.
+// Same signatures as fuse_native_data_hook_t and fuse_native_read_reply_hook_t in the patched fuse-native.c.
 typedef int (*dp_hook_t) (int write, char *buf, size_t len, off_t offset, uint64_t fh, int *res);
+typedef int (*dp_reply_hook_t) (size_t len, off_t offset, uint64_t fh, int devfd, uint64_t unique);
+
+// A READ at least this long is answered by dp_reply, straight from the pool to the FUSE device; a shorter
+// one is copied into libfuse's buffer, which costs less than the extra system call of libfuse's own reply.
+#define REPLY_MIN (64 * 1024)
+#define REPLY_IOV 512
 
 #define LEAF_SHIFT 9
 #define LEAF_SIZE (1u << LEAF_SHIFT)
@@ -68,7 +75,8 @@ static dp_file *files[BUCKETS];
 static dp_handle *handles[BUCKETS];
 static int64_t clock_anchor; // TypeScript's nowNs() minus CLOCK_MONOTONIC
 static dp_hook_t *hook_slot;
-static uint64_t served_reads, served_writes, passed;
+static dp_reply_hook_t *reply_slot;
+static uint64_t served_reads, served_writes, passed, replied;
 
 // --- libfuse threads ---------------------------------------------------------------------------------
 
@@ -134,6 +142,64 @@ static int dp_serve (int write, char *buf, size_t len, off_t offset, uint64_t fh
   if (ok) __atomic_store_n(&f->stamps[write ? 0 : 1], dp_now(), __ATOMIC_RELAXED);
   pthread_rwlock_unlock(&dp_lock);
   __atomic_add_fetch(ok ? (write ? &served_writes : &served_reads) : &passed, 1, __ATOMIC_RELAXED);
+  return ok;
+}
+
+// The stretches of [off, off+len) of the file in the pool, neighbouring dpages merged, into iov; returns how
+// many, or -1 if some dpage in the range is not served here or they do not fit.
+static int file_iov (dp_file *f, uint64_t off, uint64_t len, struct iovec *iov, int max) {
+  uint64_t first = off / dpage_size;
+  uint64_t last = (off + len - 1) / dpage_size;
+  for (uint64_t i = first; i <= last; i++) if (!file_dpage(f, i)) return -1;
+  int count = 0;
+  uint64_t done = 0;
+  while (done < len) {
+    if (count == max) return -1;
+    uint64_t pos = off + done;
+    uint64_t index = pos / dpage_size;
+    char *start = file_dpage(f, index) + (pos - index * dpage_size);
+    uint64_t n = dpage_size - (pos - index * dpage_size);
+    if (n > len - done) n = len - done;
+    while (done + n < len && file_dpage(f, index + 1) == start + n) {
+      index++;
+      n += dpage_size;
+      if (n > len - done) n = len - done;
+    }
+    iov[count].iov_base = start;
+    iov[count].iov_len = n;
+    count++;
+    done += n;
+  }
+  return count;
+}
+
+// The READ hook that replies itself: the reply goes from the pool to the FUSE device in one writev, under
+// the same read lock as a copy, so no dpage changes owner while the kernel copies out of it.
+static int dp_reply (size_t len, off_t offset, uint64_t fh, int devfd, uint64_t unique) {
+  if (len < REPLY_MIN || len > INT32_MAX || offset < 0 || !__atomic_load_n(&enabled, __ATOMIC_ACQUIRE)) return 0;
+  struct { uint32_t len; int32_t error; uint64_t unique; } head = { 0, 0, unique };
+  struct iovec iov[REPLY_IOV];
+  iov[0].iov_base = &head;
+  iov[0].iov_len = sizeof(head);
+  pthread_rwlock_rdlock(&dp_lock);
+  dp_handle *h = handle_find(fh);
+  dp_file *f = h ? h->file : NULL;
+  uint64_t off = (uint64_t) offset;
+  int ok = 0;
+  if (f) {
+    uint64_t n = off >= f->size ? 0 : (len < f->size - off ? len : f->size - off);
+    int count = n == 0 ? 0 : file_iov(f, off, n, iov + 1, REPLY_IOV - 1);
+    if (count >= 0) {
+      head.len = (uint32_t) (sizeof(head) + n);
+      ssize_t w = writev(devfd, iov, count + 1);
+      // ENOENT: the request was interrupted and is gone; nothing more to answer.
+      ok = w == (ssize_t) head.len || (w < 0 && errno == ENOENT);
+    }
+  }
+  if (ok) __atomic_store_n(&f->stamps[1], dp_now(), __ATOMIC_RELAXED);
+  pthread_rwlock_unlock(&dp_lock);
+  if (ok) __atomic_add_fetch(&served_reads, 1, __ATOMIC_RELAXED);
+  if (ok) __atomic_add_fetch(&replied, 1, __ATOMIC_RELAXED);
   return ok;
 }
 
@@ -211,22 +277,36 @@ static double num (napi_env env, napi_value v) {
   return d;
 }
 
-static int find_hook (struct dl_phdr_info *info, size_t size, void *data) {
+typedef struct {
+  dp_hook_t *hook;
+  dp_reply_hook_t *reply;
+} dp_slots;
+
+static int find_hooks (struct dl_phdr_info *info, size_t size, void *data) {
   if (!info->dlpi_name || !info->dlpi_name[0]) return 0;
   void *h = dlopen(info->dlpi_name, RTLD_NOW | RTLD_NOLOAD);
   if (!h) return 0;
-  void *sym = dlsym(h, "fuse_native_data_hook");
+  void *hook = dlsym(h, "fuse_native_data_hook");
+  void *reply = dlsym(h, "fuse_native_read_reply_hook");
   dlclose(h);
-  if (!sym) return 0;
-  *(dp_hook_t **) data = (dp_hook_t *) sym;
+  if (!hook) return 0;
+  ((dp_slots *) data)->hook = (dp_hook_t *) hook;
+  ((dp_slots *) data)->reply = (dp_reply_hook_t *) reply;
   return 1;
 }
 
-// attach(): finds the patched fuse-native's hook among the loaded objects and installs dp_serve in it.
-// Returns false when the loaded binding has no hook (the prebuilt one): everything then goes to JavaScript.
+// attach(): finds the patched fuse-native's hooks among the loaded objects and installs dp_serve (and
+// dp_reply, where that binding has its hook). Returns false when the loaded binding has no hook (the
+// prebuilt one): everything then goes to JavaScript.
 static napi_value dp_attach (napi_env env, napi_callback_info info) {
-  if (!hook_slot) dl_iterate_phdr(find_hook, &hook_slot);
+  if (!hook_slot) {
+    dp_slots slots = { NULL, NULL };
+    dl_iterate_phdr(find_hooks, &slots);
+    hook_slot = slots.hook;
+    reply_slot = slots.reply;
+  }
   if (hook_slot) __atomic_store_n(hook_slot, dp_serve, __ATOMIC_RELEASE);
+  if (reply_slot) __atomic_store_n(reply_slot, dp_reply, __ATOMIC_RELEASE);
   napi_value r;
   napi_get_boolean(env, hook_slot != NULL, &r);
   return r;
@@ -401,16 +481,17 @@ static napi_value dp_close (napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// stats(): [reads served, writes served, requests passed to JavaScript]
+// stats(): [reads served, writes served, requests passed to JavaScript, reads of them replied to the device]
 static napi_value dp_stats (napi_env env, napi_callback_info info) {
   napi_value arr, v;
-  napi_create_array_with_length(env, 3, &arr);
-  uint64_t vals[3] = {
+  napi_create_array_with_length(env, 4, &arr);
+  uint64_t vals[4] = {
     __atomic_load_n(&served_reads, __ATOMIC_RELAXED),
     __atomic_load_n(&served_writes, __ATOMIC_RELAXED),
-    __atomic_load_n(&passed, __ATOMIC_RELAXED)
+    __atomic_load_n(&passed, __ATOMIC_RELAXED),
+    __atomic_load_n(&replied, __ATOMIC_RELAXED)
   };
-  for (uint32_t i = 0; i < 3; i++) {
+  for (uint32_t i = 0; i < 4; i++) {
     napi_create_double(env, (double) vals[i], &v);
     napi_set_element(env, arr, i, v);
   }

@@ -27,7 +27,7 @@ export interface DataPathBinding {
   resize (ino: number, size: number, keepIndexes: number): void
   open (fh: number, ino: number, append: boolean): void
   close (fh: number): void
-  stats (): number[]
+  stats (): number[] // reads served, writes served, passed to TypeScript, reads replied to the device
 }
 
 const STAMP_SLAB = 1024 // files per slab of time stamps
@@ -139,9 +139,10 @@ export class DataPath {
     this.binding.close(fh)
   }
 
-  /** What `.dmem/datapath` shows. */
+  /** What `.dmem/datapath` shows. `replied`: reads among `reads` answered straight from the pool to the FUSE
+   *  device, without a copy into libfuse's buffer (those of 64 KiB and more). */
   render (): string {
-    const [reads, writes, passed] = this.binding.stats()
-    return `native ${this.enabled ? 'on' : 'off'}\nreads ${reads}\nwrites ${writes}\npassed ${passed}\n`
+    const [reads, writes, passed, replied] = this.binding.stats()
+    return `native ${this.enabled ? 'on' : 'off'}\nreads ${reads}\nwrites ${writes}\npassed ${passed}\nreplied ${replied ?? 0}\n`
   }
 }

@@ -92,13 +92,14 @@ def check_block(slot, uid, index, data, where):
 
 
 def reader(rng, stop):
-    buf = aligned(4 * BS)
+    buf = aligned(32 * BS)
     while not stop.is_set():
         slot = rng.choice(slots)
         fd, uid = slot.open(os.O_RDONLY)
         try:
             for _ in range(8):
-                n = rng.choice([1, 1, 2, 4])
+                # 16 and 32 blocks: reads the native path answers straight from the pool to the device.
+                n = rng.choice([1, 1, 2, 4, 16, 32])
                 # Mostly inside the size: past it, the kernel answers without asking the daemon.
                 blocks = slot.size // BS
                 index = rng.randrange(0, blocks) if blocks and rng.random() < 0.9 else rng.randrange(0, MAX_BLOCKS)

@@ -16,12 +16,19 @@ interface Counters {
   reads: number
   writes: number
   passed: number
+  replied: number
 }
 
 function counters (m: DmemfsMount): Counters {
   const text = m.ok('cat .dmem/datapath')
   const field = (name: string) => Number(new RegExp(`^${name} (\\d+)$`, 'm').exec(text)?.[1] ?? -1)
-  return { native: /^native (\w+)$/m.exec(text)?.[1] ?? '?', reads: field('reads'), writes: field('writes'), passed: field('passed') }
+  return {
+    native: /^native (\w+)$/m.exec(text)?.[1] ?? '?',
+    reads: field('reads'),
+    writes: field('writes'),
+    passed: field('passed'),
+    replied: field('replied')
+  }
 }
 
 function pfnOf (m: DmemfsMount, file: string, offset: number): string {
@@ -52,9 +59,10 @@ describe(`the native data path (${NATIVE ? 'on' : 'native=0'})`, function () {
     const after = counters(m)
     if (NATIVE) {
       expect(after.reads - before.reads).to.be.at.least(16)
+      expect(after.replied - before.replied, 'reads of 64 KiB replied from the pool').to.be.at.least(16)
       expect(after.writes - before.writes).to.be.at.least(256)
     } else {
-      expect(after).to.deep.include({ reads: 0, writes: 0 })
+      expect(after).to.deep.include({ reads: 0, writes: 0, replied: 0 })
     }
     // A write past the end is TypeScript's: the file grows, and what it wrote reads back.
     m.ok('head -c 8192 /dev/urandom > tail && dd if=tail of=data bs=4k seek=256 oflag=direct status=none')
@@ -119,6 +127,8 @@ describe(`the native data path (${NATIVE ? 'on' : 'native=0'})`, function () {
       expect(c1.writes - c0.writes, 'WRITE requests for 1 MiB').to.equal(1)
       expect(c1.reads - c0.reads, 'READ requests for 1 MiB through the page cache').to.equal(1)
       expect(c2.reads - c1.reads, 'READ requests for 1 MiB of O_DIRECT').to.equal(1)
+      // Both answered straight from the pool to the FUSE device.
+      expect(c2.replied - c0.replied, 'READ replies from the pool').to.equal(2)
     } else {
       expect(readahead).to.equal(128)
     }
@@ -135,6 +145,7 @@ describe(`the native data path (${NATIVE ? 'on' : 'native=0'})`, function () {
     const served = counters(m)
     if (NATIVE) {
       expect(served.reads).to.be.greaterThan(1000)
+      expect(served.replied, 'reads of 64 KiB and more, replied from the pool').to.be.greaterThan(100)
       expect(served.writes).to.be.greaterThan(1000)
     }
   })
