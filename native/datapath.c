@@ -29,6 +29,7 @@
 // Same signatures as fuse_native_data_hook_t and fuse_native_read_reply_hook_t in the patched fuse-native.c.
 typedef int (*dp_hook_t) (int write, char *buf, size_t len, off_t offset, uint64_t fh, int *res);
 typedef int (*dp_reply_hook_t) (size_t len, off_t offset, uint64_t fh, int devfd, uint64_t unique);
+typedef int (*dp_getxattr_hook_t) (const char *name, size_t size, int *res);
 
 // A READ at least this long is answered by dp_reply, straight from the pool to the FUSE device; a shorter
 // one is copied into libfuse's buffer, which costs less than the extra system call of libfuse's own reply.
@@ -76,7 +77,13 @@ static dp_handle *handles[BUCKETS];
 static int64_t clock_anchor; // TypeScript's nowNs() minus CLOCK_MONOTONIC
 static dp_hook_t *hook_slot;
 static dp_reply_hook_t *reply_slot;
-static uint64_t served_reads, served_writes, passed, replied;
+static dp_getxattr_hook_t *getxattr_slot;
+// TypeScript's rule for extended attributes: only names beginning with xattr_prefix can hold a value, so a
+// GETXATTR of any other name (the kernel's security.capability before each write) is ENODATA. Off: "".
+static char xattr_prefix[64];
+static size_t xattr_prefix_len;
+static int xattr_rule;
+static uint64_t served_reads, served_writes, passed, replied, xattrs_answered;
 
 // --- libfuse threads ---------------------------------------------------------------------------------
 
@@ -203,6 +210,15 @@ static int dp_reply (size_t len, off_t offset, uint64_t fh, int devfd, uint64_t 
   return ok;
 }
 
+// The GETXATTR hook: a name outside the prefix TypeScript gave has no value, whatever the file.
+static int dp_getxattr (const char *name, size_t size, int *res) {
+  (void) size;
+  if (!__atomic_load_n(&xattr_rule, __ATOMIC_ACQUIRE) || strncmp(name, xattr_prefix, xattr_prefix_len) == 0) return 0;
+  *res = -ENODATA;
+  __atomic_add_fetch(&xattrs_answered, 1, __ATOMIC_RELAXED);
+  return 1;
+}
+
 // --- the JavaScript thread ---------------------------------------------------------------------------
 
 static dp_file *file_find (uint64_t ino) {
@@ -280,6 +296,7 @@ static double num (napi_env env, napi_value v) {
 typedef struct {
   dp_hook_t *hook;
   dp_reply_hook_t *reply;
+  dp_getxattr_hook_t *getxattr;
 } dp_slots;
 
 static int find_hooks (struct dl_phdr_info *info, size_t size, void *data) {
@@ -288,10 +305,12 @@ static int find_hooks (struct dl_phdr_info *info, size_t size, void *data) {
   if (!h) return 0;
   void *hook = dlsym(h, "fuse_native_data_hook");
   void *reply = dlsym(h, "fuse_native_read_reply_hook");
+  void *getxattr = dlsym(h, "fuse_native_getxattr_hook");
   dlclose(h);
   if (!hook) return 0;
   ((dp_slots *) data)->hook = (dp_hook_t *) hook;
   ((dp_slots *) data)->reply = (dp_reply_hook_t *) reply;
+  ((dp_slots *) data)->getxattr = (dp_getxattr_hook_t *) getxattr;
   return 1;
 }
 
@@ -300,13 +319,15 @@ static int find_hooks (struct dl_phdr_info *info, size_t size, void *data) {
 // prebuilt one): everything then goes to JavaScript.
 static napi_value dp_attach (napi_env env, napi_callback_info info) {
   if (!hook_slot) {
-    dp_slots slots = { NULL, NULL };
+    dp_slots slots = { NULL, NULL, NULL };
     dl_iterate_phdr(find_hooks, &slots);
     hook_slot = slots.hook;
     reply_slot = slots.reply;
+    getxattr_slot = slots.getxattr;
   }
   if (hook_slot) __atomic_store_n(hook_slot, dp_serve, __ATOMIC_RELEASE);
   if (reply_slot) __atomic_store_n(reply_slot, dp_reply, __ATOMIC_RELEASE);
+  if (getxattr_slot) __atomic_store_n(getxattr_slot, dp_getxattr, __ATOMIC_RELEASE);
   napi_value r;
   napi_get_boolean(env, hook_slot != NULL, &r);
   return r;
@@ -347,6 +368,18 @@ static napi_value dp_set_enabled (napi_env env, napi_callback_info info) {
   bool on = false;
   napi_get_value_bool(env, argv[0], &on);
   WRITE_LOCKED({ __atomic_store_n(&enabled, on ? 1 : 0, __ATOMIC_RELEASE); });
+  return undefined(env);
+}
+
+// xattrPrefix(prefix): GETXATTR of a name without this prefix is answered ENODATA here; "" turns that off.
+// Set once, before the mount serves requests.
+static napi_value dp_xattr_prefix (napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  if (args(env, info, 1, argv)) return NULL;
+  size_t n = 0;
+  napi_get_value_string_latin1(env, argv[0], xattr_prefix, sizeof(xattr_prefix), &n);
+  xattr_prefix_len = n;
+  __atomic_store_n(&xattr_rule, n > 0 ? 1 : 0, __ATOMIC_RELEASE);
   return undefined(env);
 }
 
@@ -481,17 +514,19 @@ static napi_value dp_close (napi_env env, napi_callback_info info) {
   return undefined(env);
 }
 
-// stats(): [reads served, writes served, requests passed to JavaScript, reads of them replied to the device]
+// stats(): [reads served, writes served, requests passed to JavaScript, reads of them replied to the device,
+// GETXATTRs answered]
 static napi_value dp_stats (napi_env env, napi_callback_info info) {
   napi_value arr, v;
-  napi_create_array_with_length(env, 4, &arr);
-  uint64_t vals[4] = {
+  napi_create_array_with_length(env, 5, &arr);
+  uint64_t vals[5] = {
     __atomic_load_n(&served_reads, __ATOMIC_RELAXED),
     __atomic_load_n(&served_writes, __ATOMIC_RELAXED),
     __atomic_load_n(&passed, __ATOMIC_RELAXED),
-    __atomic_load_n(&replied, __ATOMIC_RELAXED)
+    __atomic_load_n(&replied, __ATOMIC_RELAXED),
+    __atomic_load_n(&xattrs_answered, __ATOMIC_RELAXED)
   };
-  for (uint32_t i = 0; i < 4; i++) {
+  for (uint32_t i = 0; i < 5; i++) {
     napi_create_double(env, (double) vals[i], &v);
     napi_set_element(env, arr, i, v);
   }
@@ -509,6 +544,7 @@ static napi_value init (napi_env env, napi_value exports) {
     { "setup", NULL, dp_setup, NULL, NULL, NULL, napi_default, NULL },
     { "addRegion", NULL, dp_add_region, NULL, NULL, NULL, napi_default, NULL },
     { "setEnabled", NULL, dp_set_enabled, NULL, NULL, NULL, napi_default, NULL },
+    { "xattrPrefix", NULL, dp_xattr_prefix, NULL, NULL, NULL, napi_default, NULL },
     { "fileNew", NULL, dp_file_new, NULL, NULL, NULL, napi_default, NULL },
     { "fileFree", NULL, dp_file_free, NULL, NULL, NULL, napi_default, NULL },
     { "map", NULL, dp_map, NULL, NULL, NULL, napi_default, NULL },

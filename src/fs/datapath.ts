@@ -18,6 +18,7 @@ import { anchorNs } from './clock'
 export interface DataPathBinding {
   attach (): boolean
   setup (dpageSize: number, clockAnchor: bigint): void
+  xattrPrefix (prefix: string): void
   addRegion (firstDpage: number, count: number, mem: Buffer): void
   setEnabled (on: boolean): void
   fileNew (ino: number, stamps: BigInt64Array, at: number): void
@@ -27,7 +28,8 @@ export interface DataPathBinding {
   resize (ino: number, size: number, keepIndexes: number): void
   open (fh: number, ino: number, append: boolean): void
   close (fh: number): void
-  stats (): number[] // reads served, writes served, passed to TypeScript, reads replied to the device
+  // reads served, writes served, passed to TypeScript, reads replied to the device, GETXATTRs answered
+  stats (): number[]
 }
 
 const STAMP_SLAB = 1024 // files per slab of time stamps
@@ -90,6 +92,12 @@ export class DataPath {
     binding.setup(dpageSize, anchorNs)
   }
 
+  /** Only names beginning with `prefix` can hold an extended attribute, so a GETXATTR of any other (the
+   *  kernel's security.capability before each write) is answered ENODATA on the libfuse thread. */
+  xattrsOnlyUnder (prefix: string): void {
+    this.binding.xattrPrefix(prefix)
+  }
+
   addRegion (firstDpage: number, count: number, mem: Buffer): void {
     this.binding.addRegion(firstDpage, count, mem)
   }
@@ -140,9 +148,11 @@ export class DataPath {
   }
 
   /** What `.dmem/datapath` shows. `replied`: reads among `reads` answered straight from the pool to the FUSE
-   *  device, without a copy into libfuse's buffer (those of 64 KiB and more). */
+   *  device, without a copy into libfuse's buffer (those of 64 KiB and more); `getxattr`: GETXATTRs of
+   *  names outside the user namespace, answered ENODATA. */
   render (): string {
-    const [reads, writes, passed, replied] = this.binding.stats()
-    return `native ${this.enabled ? 'on' : 'off'}\nreads ${reads}\nwrites ${writes}\npassed ${passed}\nreplied ${replied ?? 0}\n`
+    const [reads, writes, passed, replied, getxattr] = this.binding.stats()
+    return `native ${this.enabled ? 'on' : 'off'}\nreads ${reads}\nwrites ${writes}\npassed ${passed}\n` +
+      `replied ${replied ?? 0}\ngetxattr ${getxattr ?? 0}\n`
   }
 }

@@ -22,6 +22,8 @@ export const PATH_MAX = 4096
 export const XATTR_CREATE = 1
 export const XATTR_REPLACE = 2
 export const XATTR_SIZE_MAX = 65536
+// The one namespace dmemfs keeps extended attributes in: a name outside it never has a value.
+export const XATTR_PREFIX = 'user.'
 export const O_ACCMODE = 3
 export const O_APPEND = 0o2000
 export const ROOT_INO = 1
@@ -454,7 +456,7 @@ export class Superblock {
   // --- extended attributes (user namespace) ------------------------------------------------------------
 
   setxattr (inode: Inode, name: string, value: Buffer, flags: number): 0 | Errno {
-    if (!name.startsWith('user.')) return EOPNOTSUPP
+    if (!name.startsWith(XATTR_PREFIX)) return EOPNOTSUPP
     if (name.length > NAME_MAX) return ERANGE
     if (value.length > XATTR_SIZE_MAX) return ERANGE
     const xattrs = inode.xattrs ?? new Map<string, Buffer>()

@@ -7,7 +7,7 @@ import * as fs from 'fs'
 import * as path from 'path'
 import { ControlDir } from '../control/control'
 import { textBytes } from '../fs/name'
-import { Superblock } from '../fs/super'
+import { Superblock, XATTR_PREFIX } from '../fs/super'
 import { DEFAULT_POISON_FILE, MountOptions } from '../options'
 import { fmtSize, layoutPool, PoolLayout } from '../pool/layout'
 import { parsePoisonFile, renderPoisonFile } from '../pool/persist'
@@ -297,6 +297,8 @@ function loadDataPath (pool: DmemPool, opts: MountOptions): DataPath | string {
   if (!binding.attach()) return 'off (fuse-native binding without the data hook)'
   const dp = new DataPath(binding, pool.dpageSize)
   for (const region of pool.regions) dp.addRegion(region.base, region.dpages, region.buf)
+  // With xattrs off (nouser_xattr) libfuse answers GETXATTR ENOSYS and the kernel stops asking.
+  if (opts.userXattr) dp.xattrsOnlyUnder(XATTR_PREFIX)
   dp.setTracing(pool.tracer.on)
   return dp
 }
