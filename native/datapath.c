@@ -104,24 +104,33 @@ static char *file_dpage (dp_file *f, uint64_t index) {
   return f->leaves[leaf][index & (LEAF_SIZE - 1)];
 }
 
-// Copies [off, off+len) of the file to or from buf, merging neighbouring dpages into one memcpy; returns 0,
-// or -1 without copying anything if some dpage in the range is not served here.
-static int file_copy (dp_file *f, int write, char *buf, uint64_t off, uint64_t len) {
-  uint64_t first = off / dpage_size;
+// Whether every dpage of [off, off+len) of the file is in the mirror (len > 0).
+static int file_served (dp_file *f, uint64_t off, uint64_t len) {
   uint64_t last = (off + len - 1) / dpage_size;
-  for (uint64_t i = first; i <= last; i++) if (!file_dpage(f, i)) return -1;
-  uint64_t done = 0;
-  while (done < len) {
-    uint64_t pos = off + done;
-    uint64_t index = pos / dpage_size;
-    char *start = file_dpage(f, index) + (pos - index * dpage_size);
-    uint64_t n = dpage_size - (pos - index * dpage_size);
-    if (n > len - done) n = len - done;
-    while (done + n < len && file_dpage(f, index + 1) == start + n) {
-      index++;
-      n += dpage_size;
-      if (n > len - done) n = len - done;
-    }
+  for (uint64_t i = off / dpage_size; i <= last; i++) if (!file_dpage(f, i)) return 0;
+  return 1;
+}
+
+// The stretch of the file at pos, neighbouring dpages merged, of at most `left` bytes: its address goes to
+// *start, its length is returned. Every dpage up to pos + left must be in the mirror.
+static uint64_t file_stretch (dp_file *f, uint64_t pos, uint64_t left, char **start) {
+  uint64_t index = pos / dpage_size;
+  *start = file_dpage(f, index) + (pos - index * dpage_size);
+  uint64_t n = dpage_size - (pos - index * dpage_size);
+  while (n < left && file_dpage(f, index + 1) == *start + n) {
+    index++;
+    n += dpage_size;
+  }
+  return n < left ? n : left;
+}
+
+// Copies [off, off+len) of the file to or from buf, one memcpy per stretch; returns 0, or -1 without
+// copying anything if some dpage in the range is not served here.
+static int file_copy (dp_file *f, int write, char *buf, uint64_t off, uint64_t len) {
+  if (!file_served(f, off, len)) return -1;
+  for (uint64_t done = 0; done < len;) {
+    char *start;
+    uint64_t n = file_stretch(f, off + done, len - done, &start);
     if (write) memcpy(start, buf + done, n);
     else memcpy(buf + done, start, n);
     done += n;
@@ -152,29 +161,17 @@ static int dp_serve (int write, char *buf, size_t len, off_t offset, uint64_t fh
   return ok;
 }
 
-// The stretches of [off, off+len) of the file in the pool, neighbouring dpages merged, into iov; returns how
-// many, or -1 if some dpage in the range is not served here or they do not fit.
+// The stretches of [off, off+len) of the file in the pool, into iov; returns how many, or -1 if some dpage
+// in the range is not served here or they do not fit.
 static int file_iov (dp_file *f, uint64_t off, uint64_t len, struct iovec *iov, int max) {
-  uint64_t first = off / dpage_size;
-  uint64_t last = (off + len - 1) / dpage_size;
-  for (uint64_t i = first; i <= last; i++) if (!file_dpage(f, i)) return -1;
+  if (!file_served(f, off, len)) return -1;
   int count = 0;
-  uint64_t done = 0;
-  while (done < len) {
+  for (uint64_t done = 0; done < len; count++) {
     if (count == max) return -1;
-    uint64_t pos = off + done;
-    uint64_t index = pos / dpage_size;
-    char *start = file_dpage(f, index) + (pos - index * dpage_size);
-    uint64_t n = dpage_size - (pos - index * dpage_size);
-    if (n > len - done) n = len - done;
-    while (done + n < len && file_dpage(f, index + 1) == start + n) {
-      index++;
-      n += dpage_size;
-      if (n > len - done) n = len - done;
-    }
+    char *start;
+    uint64_t n = file_stretch(f, off + done, len - done, &start);
     iov[count].iov_base = start;
     iov[count].iov_len = n;
-    count++;
     done += n;
   }
   return count;
