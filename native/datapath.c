@@ -202,8 +202,10 @@ static int dp_reply (size_t len, off_t offset, uint64_t fh, int devfd, uint64_t 
   }
   if (ok) __atomic_store_n(&f->stamps[1], dp_now(), __ATOMIC_RELAXED);
   pthread_rwlock_unlock(&dp_lock);
-  if (ok) __atomic_add_fetch(&served_reads, 1, __ATOMIC_RELAXED);
-  if (ok) __atomic_add_fetch(&replied, 1, __ATOMIC_RELAXED);
+  if (ok) {
+    __atomic_add_fetch(&served_reads, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&replied, 1, __ATOMIC_RELAXED);
+  }
   return ok;
 }
 
