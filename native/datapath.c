@@ -30,6 +30,7 @@
 typedef int (*dp_hook_t) (int write, char *buf, size_t len, off_t offset, uint64_t fh, int *res);
 typedef int (*dp_reply_hook_t) (size_t len, off_t offset, uint64_t fh, int devfd, uint64_t unique);
 typedef int (*dp_getxattr_hook_t) (const char *name, size_t size, int *res);
+typedef int (*dp_write_pipe_hook_t) (int fd, size_t len, off_t offset, uint64_t fh, int *res);
 
 // A READ at least this long is answered by dp_reply, straight from the pool to the FUSE device; a shorter
 // one is copied into libfuse's buffer, which costs less than the extra system call of libfuse's own reply.
@@ -78,12 +79,13 @@ static int64_t clock_anchor; // TypeScript's nowNs() minus CLOCK_MONOTONIC
 static dp_hook_t *hook_slot;
 static dp_reply_hook_t *reply_slot;
 static dp_getxattr_hook_t *getxattr_slot;
+static dp_write_pipe_hook_t *write_pipe_slot;
 // TypeScript's rule for extended attributes: only names beginning with xattr_prefix can hold a value, so a
 // GETXATTR of any other name (the kernel's security.capability before each write) is ENODATA. Off: "".
 static char xattr_prefix[64];
 static size_t xattr_prefix_len;
 static int xattr_rule;
-static uint64_t served_reads, served_writes, passed, replied, xattrs_answered;
+static uint64_t served_reads, served_writes, passed, replied, xattrs_answered, spliced;
 
 // --- libfuse threads ---------------------------------------------------------------------------------
 
@@ -209,6 +211,34 @@ static int dp_reply (size_t len, off_t offset, uint64_t fh, int devfd, uint64_t 
   return ok;
 }
 
+// The WRITE hook for data still in libfuse's pipe: one readv from the pipe into the pool's stretches, under
+// the read lock as any copy. The kernel put the writer's page-cache pages into the pipe by reference, so
+// this is the request's only copy of its data.
+static int dp_write_pipe (int fd, size_t len, off_t offset, uint64_t fh, int *res) {
+  if (!__atomic_load_n(&enabled, __ATOMIC_ACQUIRE) || offset < 0 || len == 0 || len > INT32_MAX) return 0;
+  struct iovec iov[REPLY_IOV];
+  pthread_rwlock_rdlock(&dp_lock);
+  dp_handle *h = handle_find(fh);
+  dp_file *f = h ? h->file : NULL;
+  uint64_t off = (uint64_t) offset;
+  int count = -1;
+  if (f && !h->append && off + len <= f->size) count = file_iov(f, off, len, iov, REPLY_IOV);
+  if (count >= 0) {
+    // The whole request is in the pipe already, so one readv takes all of it or something is wrong.
+    ssize_t got = readv(fd, iov, count);
+    *res = got == (ssize_t) len ? (int) len : -EIO;
+    if (*res > 0) __atomic_store_n(&f->stamps[0], dp_now(), __ATOMIC_RELAXED);
+  }
+  pthread_rwlock_unlock(&dp_lock);
+  if (count < 0) {
+    __atomic_add_fetch(&passed, 1, __ATOMIC_RELAXED);
+    return 0;
+  }
+  __atomic_add_fetch(&served_writes, 1, __ATOMIC_RELAXED);
+  __atomic_add_fetch(&spliced, 1, __ATOMIC_RELAXED);
+  return 1;
+}
+
 // The GETXATTR hook: a name outside the prefix TypeScript gave has no value, whatever the file.
 static int dp_getxattr (const char *name, size_t size, int *res) {
   (void) size;
@@ -296,6 +326,7 @@ typedef struct {
   dp_hook_t *hook;
   dp_reply_hook_t *reply;
   dp_getxattr_hook_t *getxattr;
+  dp_write_pipe_hook_t *write_pipe;
 } dp_slots;
 
 static int find_hooks (struct dl_phdr_info *info, size_t size, void *data) {
@@ -305,11 +336,13 @@ static int find_hooks (struct dl_phdr_info *info, size_t size, void *data) {
   void *hook = dlsym(h, "fuse_native_data_hook");
   void *reply = dlsym(h, "fuse_native_read_reply_hook");
   void *getxattr = dlsym(h, "fuse_native_getxattr_hook");
+  void *write_pipe = dlsym(h, "fuse_native_write_pipe_hook");
   dlclose(h);
   if (!hook) return 0;
   ((dp_slots *) data)->hook = (dp_hook_t *) hook;
   ((dp_slots *) data)->reply = (dp_reply_hook_t *) reply;
   ((dp_slots *) data)->getxattr = (dp_getxattr_hook_t *) getxattr;
+  ((dp_slots *) data)->write_pipe = (dp_write_pipe_hook_t *) write_pipe;
   return 1;
 }
 
@@ -318,15 +351,17 @@ static int find_hooks (struct dl_phdr_info *info, size_t size, void *data) {
 // prebuilt one): everything then goes to JavaScript.
 static napi_value dp_attach (napi_env env, napi_callback_info info) {
   if (!hook_slot) {
-    dp_slots slots = { NULL, NULL, NULL };
+    dp_slots slots = { NULL, NULL, NULL, NULL };
     dl_iterate_phdr(find_hooks, &slots);
     hook_slot = slots.hook;
     reply_slot = slots.reply;
     getxattr_slot = slots.getxattr;
+    write_pipe_slot = slots.write_pipe;
   }
   if (hook_slot) __atomic_store_n(hook_slot, dp_serve, __ATOMIC_RELEASE);
   if (reply_slot) __atomic_store_n(reply_slot, dp_reply, __ATOMIC_RELEASE);
   if (getxattr_slot) __atomic_store_n(getxattr_slot, dp_getxattr, __ATOMIC_RELEASE);
+  if (write_pipe_slot) __atomic_store_n(write_pipe_slot, dp_write_pipe, __ATOMIC_RELEASE);
   napi_value r;
   napi_get_boolean(env, hook_slot != NULL, &r);
   return r;
@@ -514,18 +549,19 @@ static napi_value dp_close (napi_env env, napi_callback_info info) {
 }
 
 // stats(): [reads served, writes served, requests passed to JavaScript, reads of them replied to the device,
-// GETXATTRs answered]
+// GETXATTRs answered, writes of them read from libfuse's pipe]
 static napi_value dp_stats (napi_env env, napi_callback_info info) {
   napi_value arr, v;
-  napi_create_array_with_length(env, 5, &arr);
-  uint64_t vals[5] = {
+  napi_create_array_with_length(env, 6, &arr);
+  uint64_t vals[6] = {
     __atomic_load_n(&served_reads, __ATOMIC_RELAXED),
     __atomic_load_n(&served_writes, __ATOMIC_RELAXED),
     __atomic_load_n(&passed, __ATOMIC_RELAXED),
     __atomic_load_n(&replied, __ATOMIC_RELAXED),
-    __atomic_load_n(&xattrs_answered, __ATOMIC_RELAXED)
+    __atomic_load_n(&xattrs_answered, __ATOMIC_RELAXED),
+    __atomic_load_n(&spliced, __ATOMIC_RELAXED)
   };
-  for (uint32_t i = 0; i < 5; i++) {
+  for (uint32_t i = 0; i < 6; i++) {
     napi_create_double(env, (double) vals[i], &v);
     napi_set_element(env, arr, i, v);
   }

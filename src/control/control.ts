@@ -80,7 +80,7 @@ export class ControlDir {
     this.add({ name: 'ce', mode: 0o600, render: () => this.last.get('ce')!, write: text => this.writeCe(text) })
     this.add({ name: 'ce_counts', mode: 0o400, render: () => this.renderCeCounts() })
     // Whether READ and WRITE are served natively, and how many were (see src/fs/datapath.ts).
-    this.add({ name: 'datapath', mode: 0o444, public: true, render: () => sb.opts.datapath?.render() ?? 'native off\nreads 0\nwrites 0\npassed 0\nreplied 0\ngetxattr 0\n' })
+    this.add({ name: 'datapath', mode: 0o444, public: true, render: () => sb.opts.datapath?.render() ?? 'native off\nreads 0\nwrites 0\npassed 0\nreplied 0\ngetxattr 0\nspliced 0\n' })
     const tracer = sb.pool.tracer
     this.add({
       name: 'tracing_on', mode: 0o600, render: () => (tracer.on ? '1\n' : '0\n'), write: text => this.writeTracingOn(text)

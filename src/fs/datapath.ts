@@ -28,7 +28,8 @@ export interface DataPathBinding {
   resize (ino: number, size: number, keepIndexes: number): void
   open (fh: number, ino: number, append: boolean): void
   close (fh: number): void
-  // reads served, writes served, passed to TypeScript, reads replied to the device, GETXATTRs answered
+  // reads served, writes served, passed to TypeScript, reads replied to the device, GETXATTRs answered,
+  // writes read from libfuse's pipe
   stats (): number[]
 }
 
@@ -149,10 +150,11 @@ export class DataPath {
 
   /** What `.dmem/datapath` shows. `replied`: reads among `reads` answered straight from the pool to the FUSE
    *  device, without a copy into libfuse's buffer (those of 64 KiB and more); `getxattr`: GETXATTRs of
-   *  names outside the user namespace, answered ENODATA. */
+   *  names outside the user namespace, answered ENODATA; `spliced`: writes among `writes` whose data went
+   *  from libfuse's pipe to the pool in one copy (requests read by splice, on a big-requests mount). */
   render (): string {
-    const [reads, writes, passed, replied, getxattr] = this.binding.stats()
+    const [reads, writes, passed, replied, getxattr, spliced] = this.binding.stats()
     return `native ${this.enabled ? 'on' : 'off'}\nreads ${reads}\nwrites ${writes}\npassed ${passed}\n` +
-      `replied ${replied ?? 0}\ngetxattr ${getxattr ?? 0}\n`
+      `replied ${replied ?? 0}\ngetxattr ${getxattr ?? 0}\nspliced ${spliced ?? 0}\n`
   }
 }

@@ -322,7 +322,7 @@ function setReadahead (mnt: string, kb: number): boolean {
 
 function describeDataPath (bigRequests: boolean, readahead: boolean): string {
   if (!bigRequests) return 'on'
-  return `on, requests up to 1 MiB${readahead ? `, readahead ${BIG_READAHEAD_KB / 1024} MiB` : ''}`
+  return `on, requests up to 1 MiB (writes 1016 KiB)${readahead ? `, readahead ${BIG_READAHEAD_KB / 1024} MiB` : ''}`
 }
 
 /** Builds the pool and the filesystem and mounts them; resolves once the kernel has sent INIT. `log` takes
