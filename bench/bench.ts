@@ -326,24 +326,28 @@ class Bench {
     fs.rmSync(dest, { recursive: true })
   }
 
-  /** Every compared figure once on every system, in the given order. */
-  round (order: System[], rep: number): void {
-    const each = (what: string, fn: (sys: System) => void, phase: Phase) => {
+  /** Every compared figure once on every system, in the given order. Each measurement runs synchronously;
+   *  between two the event loop gets a turn, so that SIGINT or SIGTERM ends the run there. */
+  async round (order: System[], rep: number): Promise<void> {
+    const each = async (what: string, fn: (sys: System) => void, phase: Phase) => {
       if (!this.runs(phase)) return
       progress(`run ${rep + 1}/${this.cfg.reps}: ${what} (${order.map(s => s.name).join(', ')})`)
-      for (const sys of order) fn(sys)
+      for (const sys of order) {
+        await new Promise(resolve => setImmediate(resolve))
+        fn(sys)
+      }
     }
-    each('sequential write and overwrite', sys => this.seqWrite(sys), 'seq')
-    each('sequential read', sys => this.seqRead(sys), 'seq')
-    each('random reads, 1 job', sys => this.randRead(sys, 1), 'seq')
-    each('random reads, 4 jobs', sys => this.randRead(sys, 4), 'seq')
-    each('random overwrites, 1 job', sys => this.randWrite(sys, 1), 'seq')
-    each('random overwrites, 4 jobs', sys => this.randWrite(sys, 4), 'seq')
-    each('mmap read and write', sys => this.mmap(sys), 'seq')
+    await each('sequential write and overwrite', sys => this.seqWrite(sys), 'seq')
+    await each('sequential read', sys => this.seqRead(sys), 'seq')
+    await each('random reads, 1 job', sys => this.randRead(sys, 1), 'seq')
+    await each('random reads, 4 jobs', sys => this.randRead(sys, 4), 'seq')
+    await each('random overwrites, 1 job', sys => this.randWrite(sys, 1), 'seq')
+    await each('random overwrites, 4 jobs', sys => this.randWrite(sys, 4), 'seq')
+    await each('mmap read and write', sys => this.mmap(sys), 'seq')
     for (const sys of order) this.removeSeq(sys)
-    each('create and unlink', sys => this.manyFiles(sys), 'files')
-    each('cp -r', sys => this.copyTree(sys), 'cp')
-    each('tar x', sys => this.untarTree(sys), 'tar')
+    await each('create and unlink', sys => this.manyFiles(sys), 'files')
+    await each('cp -r', sys => this.copyTree(sys), 'cp')
+    await each('tar x', sys => this.untarTree(sys), 'tar')
   }
 
   runs (phase: Phase): boolean {
@@ -653,7 +657,7 @@ async function main (): Promise<void> {
   try {
     for (const name of SYSTEMS) systems.push(await mount(name, name === 'dmemfs' || name === 'tuned' ? xattrOption : ''))
     for (let rep = 0; rep < cfg.reps; rep++) {
-      bench.round(systems.map((_, i) => systems[(i + rep) % systems.length]), rep)
+      await bench.round(systems.map((_, i) => systems[(i + rep) % systems.length]), rep)
     }
     if (bench.runs('mce')) await bench.mce(systems[0])
     for (const sys of systems) await unmount(sys)

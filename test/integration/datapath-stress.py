@@ -11,6 +11,7 @@ MNT, SECONDS, SEED = sys.argv[1], float(sys.argv[2]), int(sys.argv[3])
 BS = 4096
 SLOTS = 4
 MAX_BLOCKS = 192
+CHUNK = 16  # blocks; each chunk has one writer, so that a write of a whole chunk races no other writer
 HEADER = struct.Struct('<QQQ')  # file uid, block index, version
 
 failures = []
@@ -132,7 +133,7 @@ def reader(rng, stop):
 
 
 def writer(me, nwriters, rng, stop):
-    buf = aligned(BS)
+    buf = aligned(CHUNK * BS)
     while not stop.is_set():
         slot = rng.choice(slots)
         fd, uid = slot.open(os.O_WRONLY)
@@ -141,38 +142,50 @@ def writer(me, nwriters, rng, stop):
                 # Mostly overwrites inside the size (the native path), sometimes past it (TypeScript's).
                 limit = max(1, min(MAX_BLOCKS, slot.size // BS + (2 if rng.random() < 0.2 else 0)))
                 index = rng.randrange(0, limit)
-                index -= index % nwriters
-                index += me
-                if index >= MAX_BLOCKS:
+                chunk = index // CHUNK
+                chunk += (me - chunk) % nwriters
+                # Now and then a whole chunk: a WRITE of 64 KiB, which libfuse reads by splice.
+                n = CHUNK if rng.random() < 0.25 else 1
+                index = chunk * CHUNK + (0 if n == CHUNK else index % CHUNK)
+                if index + n > MAX_BLOCKS:
                     continue
                 with slot.mutex:
                     version_seq[0] += 1
                     version = version_seq[0]
                     epoch = slot.epoch
-                buf[:] = block(uid, index, version)
+                for k in range(n):
+                    buf[k * BS:(k + 1) * BS] = block(uid, index + k, version)
                 try:
-                    os.pwritev(fd, [buf], index * BS)
+                    done = os.pwritev(fd, [memoryview(buf)[:n * BS]], index * BS) // BS
                 except OSError as e:
                     if e.errno != 5:
                         raise
                     with count_lock:
                         counts['eio'] += 1
+                    # A write that met a poisoned block may have landed in some of the others.
+                    record(slot, uid, range(index, index + n), version, epoch, clean=False)
                     continue
-                with slot.mutex:
-                    if slot.uid != uid:
-                        continue
-                    end = (index + 1) * BS
-                    if epoch == slot.epoch and epoch % 2 == 0:
-                        slot.written[index] = version
-                        slot.maybe.pop(index, None)
-                        slot.size = max(slot.size, end)
-                    else:
-                        slot.maybe.setdefault(index, set()).add(version)
-                    slot.max_size = max(slot.max_size, slot.size, end)
+                record(slot, uid, range(index, index + done), version, epoch, clean=True)
                 with count_lock:
                     counts['writes'] += 1
         finally:
             os.close(fd)
+
+
+def record(slot, uid, indexes, version, epoch, clean):
+    """The model's note of a write of these blocks: certain if nothing raced it, else possible."""
+    with slot.mutex:
+        if slot.uid != uid:
+            return
+        for index in indexes:
+            end = (index + 1) * BS
+            if clean and epoch == slot.epoch and epoch % 2 == 0:
+                slot.written[index] = version
+                slot.maybe.pop(index, None)
+                slot.size = max(slot.size, end)
+            else:
+                slot.maybe.setdefault(index, set()).add(version)
+            slot.max_size = max(slot.max_size, slot.size, end)
 
 
 def pfn_of(slot, index):
