@@ -212,8 +212,9 @@ static int dp_reply (size_t len, off_t offset, uint64_t fh, int devfd, uint64_t 
 }
 
 // The WRITE hook for data still in libfuse's pipe: one readv from the pipe into the pool's stretches, under
-// the read lock as any copy. The kernel put the writer's page-cache pages into the pipe by reference, so
-// this is the request's only copy of its data.
+// the read lock as any copy. For a buffered write the kernel put the writer's page-cache pages into the
+// pipe by reference, so this is the request's only copy of its data (O_DIRECT data was copied into the
+// pipe, as it would have been into libfuse's buffer).
 static int dp_write_pipe (int fd, size_t len, off_t offset, uint64_t fh, int *res) {
   if (!__atomic_load_n(&enabled, __ATOMIC_ACQUIRE) || offset < 0 || len == 0 || len > INT32_MAX) return 0;
   struct iovec iov[REPLY_IOV];
@@ -234,8 +235,10 @@ static int dp_write_pipe (int fd, size_t len, off_t offset, uint64_t fh, int *re
     __atomic_add_fetch(&passed, 1, __ATOMIC_RELAXED);
     return 0;
   }
-  __atomic_add_fetch(&served_writes, 1, __ATOMIC_RELAXED);
-  __atomic_add_fetch(&spliced, 1, __ATOMIC_RELAXED);
+  if (*res > 0) {
+    __atomic_add_fetch(&served_writes, 1, __ATOMIC_RELAXED);
+    __atomic_add_fetch(&spliced, 1, __ATOMIC_RELAXED);
+  }
   return 1;
 }
 

@@ -264,7 +264,7 @@ export const MOUNT_OPTIONS: readonly MountOptionDef[] = [
     name: 'native',
     syntax: 'native=0|1',
     meaning: "serve reads and writes of allocated, unpoisoned dpages in C on libfuse's threads (`.dmem/datapath` " +
-      'shows what it served), in requests of up to 1 MiB with a 1 MiB readahead window; 0 sends every request ' +
+      'shows what it served), in requests of up to 1020 KiB with a readahead window as large; 0 sends every request ' +
       'through TypeScript, in requests of up to 128 KiB as before the native path',
     default: '`1`',
     set (opts, value) {

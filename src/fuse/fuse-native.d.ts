@@ -83,7 +83,7 @@ declare module 'fuse-native' {
       negativeTimeout?: number
       timeNs?: boolean // times as BigInt nanoseconds; utimens gets UTIME_NOW/UTIME_OMIT
       binaryNames?: boolean // names cross as latin1 strings, one char per byte
-      bigRequests?: boolean // READ of up to 1 MiB and WRITE of 1016 KiB instead of 128 KiB (see bigRequests())
+      bigRequests?: boolean // READ and WRITE of up to 1020 KiB instead of 128 KiB (see bigRequests())
     }
 
     interface FuseContext {
