@@ -35,7 +35,8 @@ typedef int (*dp_write_pipe_hook_t) (int fd, size_t len, off_t offset, uint64_t 
 // A READ at least this long is answered by dp_reply, straight from the pool to the FUSE device; a shorter
 // one is copied into libfuse's buffer, which costs less than the extra system call of libfuse's own reply.
 #define REPLY_MIN (64 * 1024)
-#define REPLY_IOV 512
+// The most stretches a reply or a spliced write is taken in; one more falls back to a copy or JavaScript.
+#define MAX_STRETCHES 512
 
 #define LEAF_SHIFT 9
 #define LEAF_SIZE (1u << LEAF_SHIFT)
@@ -100,6 +101,25 @@ static dp_handle *handle_find (uint64_t fh) {
   return NULL;
 }
 
+// The file a handle reads, or NULL when it is not one served here. Caller holds dp_lock.
+static dp_file *read_target (uint64_t fh) {
+  dp_handle *h = handle_find(fh);
+  return h ? h->file : NULL;
+}
+
+// The file a handle overwrites [off, off+len) of, or NULL: only inside the size and without O_APPEND, since
+// a write that grows the file is TypeScript's. Caller holds dp_lock.
+static dp_file *overwrite_target (uint64_t fh, uint64_t off, uint64_t len) {
+  dp_handle *h = handle_find(fh);
+  if (!h || !h->file || h->append || len == 0 || off + len > h->file->size) return NULL;
+  return h->file;
+}
+
+// How much of a read of len at off the file holds: nothing past its size.
+static uint64_t read_len (dp_file *f, uint64_t off, uint64_t len) {
+  return off >= f->size ? 0 : (len < f->size - off ? len : f->size - off);
+}
+
 static char *file_dpage (dp_file *f, uint64_t index) {
   uint64_t leaf = index >> LEAF_SHIFT;
   if (leaf >= f->nleaves || !f->leaves[leaf]) return NULL;
@@ -144,18 +164,13 @@ static int file_copy (dp_file *f, int write, char *buf, uint64_t off, uint64_t l
 static int dp_serve (int write, char *buf, size_t len, off_t offset, uint64_t fh, int *res) {
   if (!__atomic_load_n(&enabled, __ATOMIC_ACQUIRE) || offset < 0 || len > INT32_MAX) return 0;
   pthread_rwlock_rdlock(&dp_lock);
-  dp_handle *h = handle_find(fh);
-  dp_file *f = h ? h->file : NULL;
   uint64_t off = (uint64_t) offset;
+  dp_file *f = write ? overwrite_target(fh, off, len) : read_target(fh);
   int ok = 0;
-  if (f && !write) {
-    uint64_t n = off >= f->size ? 0 : (len < f->size - off ? len : f->size - off);
-    ok = n == 0 || file_copy(f, 0, buf, off, n) == 0;
+  if (f) {
+    uint64_t n = write ? len : read_len(f, off, len);
+    ok = n == 0 || file_copy(f, write, buf, off, n) == 0;
     *res = (int) n;
-  } else if (f && !h->append && len > 0 && off + len <= f->size) {
-    // Overwrites inside the size only: a write that grows the file is TypeScript's.
-    ok = file_copy(f, 1, buf, off, len) == 0;
-    *res = (int) len;
   }
   if (ok) __atomic_store_n(&f->stamps[write ? 0 : 1], dp_now(), __ATOMIC_RELAXED);
   pthread_rwlock_unlock(&dp_lock);
@@ -184,17 +199,16 @@ static int file_iov (dp_file *f, uint64_t off, uint64_t len, struct iovec *iov, 
 static int dp_reply (size_t len, off_t offset, uint64_t fh, int devfd, uint64_t unique) {
   if (len < REPLY_MIN || len > INT32_MAX || offset < 0 || !__atomic_load_n(&enabled, __ATOMIC_ACQUIRE)) return 0;
   struct { uint32_t len; int32_t error; uint64_t unique; } head = { 0, 0, unique };
-  struct iovec iov[REPLY_IOV];
+  struct iovec iov[MAX_STRETCHES];
   iov[0].iov_base = &head;
   iov[0].iov_len = sizeof(head);
   pthread_rwlock_rdlock(&dp_lock);
-  dp_handle *h = handle_find(fh);
-  dp_file *f = h ? h->file : NULL;
+  dp_file *f = read_target(fh);
   uint64_t off = (uint64_t) offset;
   int ok = 0;
   if (f) {
-    uint64_t n = off >= f->size ? 0 : (len < f->size - off ? len : f->size - off);
-    int count = n == 0 ? 0 : file_iov(f, off, n, iov + 1, REPLY_IOV - 1);
+    uint64_t n = read_len(f, off, len);
+    int count = n == 0 ? 0 : file_iov(f, off, n, iov + 1, MAX_STRETCHES - 1);
     if (count >= 0) {
       head.len = (uint32_t) (sizeof(head) + n);
       ssize_t w = writev(devfd, iov, count + 1);
@@ -217,13 +231,11 @@ static int dp_reply (size_t len, off_t offset, uint64_t fh, int devfd, uint64_t 
 // pipe, as it would have been into libfuse's buffer).
 static int dp_write_pipe (int fd, size_t len, off_t offset, uint64_t fh, int *res) {
   if (!__atomic_load_n(&enabled, __ATOMIC_ACQUIRE) || offset < 0 || len == 0 || len > INT32_MAX) return 0;
-  struct iovec iov[REPLY_IOV];
+  struct iovec iov[MAX_STRETCHES];
   pthread_rwlock_rdlock(&dp_lock);
-  dp_handle *h = handle_find(fh);
-  dp_file *f = h ? h->file : NULL;
   uint64_t off = (uint64_t) offset;
-  int count = -1;
-  if (f && !h->append && off + len <= f->size) count = file_iov(f, off, len, iov, REPLY_IOV);
+  dp_file *f = overwrite_target(fh, off, len);
+  int count = f ? file_iov(f, off, len, iov, MAX_STRETCHES) : -1;
   if (count >= 0) {
     // The whole request is in the pipe already, so one readv takes all of it or something is wrong.
     ssize_t got = readv(fd, iov, count);

@@ -6,6 +6,7 @@
 import { EBUSY, EINVAL, Errno } from '../fs/errno'
 import { jsonAscii, nameEscape } from '../fs/name'
 import { Superblock } from '../fs/super'
+import { renderDataPath } from '../fs/datapath'
 import { parseMceRequest, parsePfn } from '../mce/input'
 import { EarlyKillMode, handleMemoryFailure, locatePfn, MceEnvironment, McePlace, NOT_DMEM_PFN } from '../mce/memory-failure'
 import { PoisonBook, renderPoisoned } from '../mce/poison-book'
@@ -80,7 +81,7 @@ export class ControlDir {
     this.add({ name: 'ce', mode: 0o600, render: () => this.last.get('ce')!, write: text => this.writeCe(text) })
     this.add({ name: 'ce_counts', mode: 0o400, render: () => this.renderCeCounts() })
     // Whether READ and WRITE are served natively, and how many were (see src/fs/datapath.ts).
-    this.add({ name: 'datapath', mode: 0o444, public: true, render: () => sb.opts.datapath?.render() ?? 'native off\nreads 0\nwrites 0\npassed 0\nreplied 0\ngetxattr 0\nspliced 0\n' })
+    this.add({ name: 'datapath', mode: 0o444, public: true, render: () => sb.opts.datapath?.render() ?? renderDataPath(false, []) })
     const tracer = sb.pool.tracer
     this.add({
       name: 'tracing_on', mode: 0o600, render: () => (tracer.on ? '1\n' : '0\n'), write: text => this.writeTracingOn(text)

@@ -28,9 +28,7 @@ export interface DataPathBinding {
   resize (ino: number, size: number, keepIndexes: number): void
   open (fh: number, ino: number, append: boolean): void
   close (fh: number): void
-  // reads served, writes served, passed to TypeScript, reads replied to the device, GETXATTRs answered,
-  // writes read from libfuse's pipe
-  stats (): number[]
+  stats (): number[] // in the order of DATAPATH_COUNTERS
 }
 
 const STAMP_SLAB = 1024 // files per slab of time stamps
@@ -148,13 +146,20 @@ export class DataPath {
     this.binding.close(fh)
   }
 
-  /** What `.dmem/datapath` shows. `replied`: reads among `reads` answered straight from the pool to the FUSE
-   *  device, without a copy into libfuse's buffer (those of 64 KiB and more); `getxattr`: GETXATTRs of
-   *  names outside the user namespace, answered ENODATA; `spliced`: writes among `writes` whose data went
-   *  from libfuse's pipe to the pool in one copy (requests read by splice, on a big-requests mount). */
   render (): string {
-    const [reads, writes, passed, replied, getxattr, spliced] = this.binding.stats()
-    return `native ${this.enabled ? 'on' : 'off'}\nreads ${reads}\nwrites ${writes}\npassed ${passed}\n` +
-      `replied ${replied ?? 0}\ngetxattr ${getxattr ?? 0}\nspliced ${spliced ?? 0}\n`
+    return renderDataPath(this.enabled, this.binding.stats())
   }
+}
+
+/** The native side's counters, in the order its stats() gives them. `replied`: reads among `reads` answered
+ *  straight from the pool to the FUSE device, without a copy into libfuse's buffer (those of 64 KiB and
+ *  more); `getxattr`: GETXATTRs of names outside the user namespace, answered ENODATA; `spliced`: writes
+ *  among `writes` whose data went from libfuse's pipe to the pool in one copy (requests read by splice, on
+ *  a big-requests mount). */
+export const DATAPATH_COUNTERS = ['reads', 'writes', 'passed', 'replied', 'getxattr', 'spliced'] as const
+
+/** What `.dmem/datapath` shows; without a native data path, `renderDataPath(false, [])`. */
+export function renderDataPath (enabled: boolean, stats: readonly number[]): string {
+  const lines = DATAPATH_COUNTERS.map((name, i) => `${name} ${stats[i] ?? 0}\n`)
+  return `native ${enabled ? 'on' : 'off'}\n${lines.join('')}`
 }

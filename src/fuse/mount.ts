@@ -306,7 +306,8 @@ function loadDataPath (pool: DmemPool, opts: MountOptions): DataPath | string {
 // The kernel sends READ and WRITE of up to 1020 KiB (255 pages) when fuse-native asks for them (patch
 // concerns 13 and 16); a readahead window as large lets a sequential reader or a page fault take whole
 // requests, several at once.
-const BIG_READAHEAD_KB = 1020
+const BIG_REQUEST_KB = 1020
+const BIG_READAHEAD_KB = BIG_REQUEST_KB
 
 /** Sets the mount's readahead window (its backing device's read_ahead_kb, root's to write); false if it
  *  could not. The device comes from mountinfo: a stat of the mount point would be a request to ourselves. */
@@ -323,7 +324,7 @@ function setReadahead (mnt: string, kb: number): boolean {
 
 function describeDataPath (bigRequests: boolean, readahead: boolean): string {
   if (!bigRequests) return 'on'
-  return `on, requests up to ${BIG_READAHEAD_KB} KiB${readahead ? `, readahead ${BIG_READAHEAD_KB} KiB` : ''}`
+  return `on, requests up to ${BIG_REQUEST_KB} KiB${readahead ? `, readahead ${BIG_READAHEAD_KB} KiB` : ''}`
 }
 
 /** Builds the pool and the filesystem and mounts them; resolves once the kernel has sent INIT. `log` takes

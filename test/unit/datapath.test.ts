@@ -64,7 +64,7 @@ class ModelBinding implements DataPathBinding {
   }
   open (fh: number, ino: number, append: boolean): void { this.handles.set(fh, { ino, append }) }
   close (fh: number): void { this.handles.delete(fh) }
-  stats (): number[] { return [0, 0, 0, 0, 0] }
+  stats (): number[] { return [0, 0, 0, 0, 0, 0] }
   xattrPrefix (): void {}
 
   private stillOwned (ino: number, index: number, dpage: number): void {
