@@ -160,10 +160,20 @@ static int file_copy (dp_file *f, int write, char *buf, uint64_t off, uint64_t l
   return 0;
 }
 
+// Takes the read lock for a copy, unless the path is off. `enabled` is checked again under the lock: a
+// thread that saw it on and then waited while setEnabled(0) held the write lock must not serve (tracing
+// turned on would miss the request).
+static int lock_for_copy (void) {
+  pthread_rwlock_rdlock(&dp_lock);
+  if (__atomic_load_n(&enabled, __ATOMIC_ACQUIRE)) return 1;
+  pthread_rwlock_unlock(&dp_lock);
+  return 0;
+}
+
 // The hook fuse-native calls on a FUSE thread before sending READ or WRITE to JavaScript.
 static int dp_serve (int write, char *buf, size_t len, off_t offset, uint64_t fh, int *res) {
   if (!__atomic_load_n(&enabled, __ATOMIC_ACQUIRE) || offset < 0 || len > INT32_MAX) return 0;
-  pthread_rwlock_rdlock(&dp_lock);
+  if (!lock_for_copy()) return 0;
   uint64_t off = (uint64_t) offset;
   dp_file *f = write ? overwrite_target(fh, off, len) : read_target(fh);
   int ok = 0;
@@ -202,7 +212,7 @@ static int dp_reply (size_t len, off_t offset, uint64_t fh, int devfd, uint64_t 
   struct iovec iov[MAX_STRETCHES];
   iov[0].iov_base = &head;
   iov[0].iov_len = sizeof(head);
-  pthread_rwlock_rdlock(&dp_lock);
+  if (!lock_for_copy()) return 0;
   dp_file *f = read_target(fh);
   uint64_t off = (uint64_t) offset;
   int ok = 0;
@@ -211,12 +221,14 @@ static int dp_reply (size_t len, off_t offset, uint64_t fh, int devfd, uint64_t 
     int count = n == 0 ? 0 : file_iov(f, off, n, iov + 1, MAX_STRETCHES - 1);
     if (count >= 0) {
       head.len = (uint32_t) (sizeof(head) + n);
+      // Stamped before the reply ends the reader's read(): a futimens it makes next must find the stamp
+      // taken, not overwrite its atime later. A failed writev falls back to a copy, which reads anyway.
+      __atomic_store_n(&f->stamps[1], dp_now(), __ATOMIC_RELAXED);
       ssize_t w = writev(devfd, iov, count + 1);
       // ENOENT: the request was interrupted and is gone; nothing more to answer.
       ok = w == (ssize_t) head.len || (w < 0 && errno == ENOENT);
     }
   }
-  if (ok) __atomic_store_n(&f->stamps[1], dp_now(), __ATOMIC_RELAXED);
   pthread_rwlock_unlock(&dp_lock);
   if (ok) {
     __atomic_add_fetch(&served_reads, 1, __ATOMIC_RELAXED);
@@ -232,7 +244,7 @@ static int dp_reply (size_t len, off_t offset, uint64_t fh, int devfd, uint64_t 
 static int dp_write_pipe (int fd, size_t len, off_t offset, uint64_t fh, int *res) {
   if (!__atomic_load_n(&enabled, __ATOMIC_ACQUIRE) || offset < 0 || len == 0 || len > INT32_MAX) return 0;
   struct iovec iov[MAX_STRETCHES];
-  pthread_rwlock_rdlock(&dp_lock);
+  if (!lock_for_copy()) return 0;
   uint64_t off = (uint64_t) offset;
   dp_file *f = overwrite_target(fh, off, len);
   int count = f ? file_iov(f, off, len, iov, MAX_STRETCHES) : -1;

@@ -247,27 +247,28 @@ export function fileFallocate (
 }
 
 /** Takes a zeroed dpage for every hole of [start, end), up to maxAllocTry contiguous ones at a time; gives
- *  back what it took when the pool runs out. */
+ *  back what it took when the pool runs out. The native path gets the new dpages only once all are taken:
+ *  a write it served into one would otherwise be lost when the rollback gives that dpage back. */
 function allocRange (pool: DmemPool, inode: Inode, start: number, end: number, maxAllocTry: number): boolean {
   const table = inode.dpages!
   const ds = pool.dpageSize
   const lastIndex = Math.floor((end - 1) / ds)
-  const taken: number[] = []
+  const taken: Array<{ index: number, first: number, count: number }> = []
   for (let index = Math.floor(start / ds); index <= lastIndex; index++) {
     if (table.has(index)) continue
     const run = allocRun(pool, inode, index, lastIndex, maxAllocTry)
     if (!run) {
-      for (const i of taken) dropIndex(pool, inode, i)
+      for (const t of taken) for (let i = 0; i < t.count; i++) dropIndex(pool, inode, t.index + i)
       return false
     }
     for (let i = 0; i < run.count; i++) {
       pool.prepare(run.first + i, 0, 0)
       insertDpage(pool, inode, index + i, run.first + i)
-      inode.native?.map(index + i, run.first + i, 1) // zeroed above: the native path may serve it now
-      taken.push(index + i)
     }
+    taken.push({ index, first: run.first, count: run.count })
     index += run.count - 1
   }
+  for (const t of taken) inode.native?.map(t.index, t.first, t.count) // zeroed above: served from now on
   return true
 }
 

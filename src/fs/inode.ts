@@ -63,6 +63,8 @@ export class Inode {
   hwpoisoned = false
   // Regular files, with the native data path: the mirror of `dpages` and `size` it serves from.
   native: NativeFile | null = null
+  // TypeScript's clock when it last set mtime: see foldNativeTimes.
+  private mtimeSetAt = 0n
 
   constructor (
     readonly ino: number,
@@ -102,14 +104,24 @@ export class Inode {
   foldNativeTimes (): void {
     if (!this.native) return
     const w = this.native.lastWrite()
-    if (w > this.mtime) this.mtime = w
+    // A write after TypeScript last set mtime wins, even over an mtime set into the future (as a write
+    // through TypeScript would); a stamp from before it lost the race to that change.
+    if (w > this.mtimeSetAt) this.mtime = w
     if (w > this.ctime) this.ctime = w
     const r = this.native.lastRead()
     if (r > 0n && this.atime <= this.mtime) this.atime = r // relatime, as Superblock.read
   }
 
   touchModified (now = nowNs()): void {
-    this.mtime = now
+    this.setMtime(now)
     this.ctime = now
+  }
+
+  /** mtime set by TypeScript (a change, or utimens): native writes stamped before this moment no longer
+   *  move it. */
+  setMtime (t: bigint): void {
+    this.foldNativeTimes()
+    this.mtime = t
+    this.mtimeSetAt = nowNs()
   }
 }

@@ -253,7 +253,7 @@ export class Superblock {
     inode.foldNativeTimes()
     const now = nowNs()
     if (atime !== UTIME_OMIT) inode.atime = atime === UTIME_NOW ? now : atime
-    if (mtime !== UTIME_OMIT) inode.mtime = mtime === UTIME_NOW ? now : mtime
+    if (mtime !== UTIME_OMIT) inode.setMtime(mtime === UTIME_NOW ? now : mtime)
     inode.ctime = now
     return 0
   }

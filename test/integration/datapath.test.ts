@@ -92,6 +92,16 @@ describe(`the native data path (${NATIVE ? 'on' : 'native=0'})`, function () {
     expect(t2[0]).to.equal(t1[0])
   })
 
+  it('an overwrite brings an mtime set into the future (touch -d) back to now, as on any Linux fs', function () {
+    m.ok('touch -d "+1 day" data')
+    const before = Date.now() / 1000
+    const written = counters(m).writes
+    m.ok('dd if=ref of=data bs=4k count=1 conv=notrunc oflag=direct status=none')
+    if (NATIVE) expect(counters(m).writes - written, 'the overwrite was served natively').to.equal(1)
+    const mtime = Number(m.ok('stat -c %.9Y data').trim())
+    expect(mtime).to.be.within(before - 1, Date.now() / 1000 + 1)
+  })
+
   it('after a write to .dmem/mce returns, reading the poisoned dpage fails with EIO; its neighbours read', function () {
     const pfn = pfnOf(m, 'data', 5 * 4096)
     m.ok('dd if=data of=/dev/null bs=4k skip=5 count=1 iflag=direct status=none')

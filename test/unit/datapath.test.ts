@@ -5,8 +5,9 @@
 
 import { expect } from 'chai'
 import { DataPath, DataPathBinding } from '../../src/fs/datapath'
-import { isErrno } from '../../src/fs/errno'
+import { ENOSPC, isErrno } from '../../src/fs/errno'
 import { Inode } from '../../src/fs/inode'
+import { nowNs, UTIME_OMIT } from '../../src/fs/clock'
 import { Superblock } from '../../src/fs/super'
 import { layoutPool } from '../../src/pool/layout'
 import { DmemPool } from '../../src/pool/pool'
@@ -159,9 +160,47 @@ describe('native data path mirror (src/fs/datapath.ts)', () => {
     // utimens wins over stamps already taken in, and a later native write wins over utimens.
     sb.utimens(inode, 5n, 6n)
     expect(sb.getattr(inode).mtime).to.equal(6n)
-    file.stamps[file.at] = t + 10n
-    expect(sb.getattr(inode).mtime).to.equal(t + 10n)
+    const later = nowNs()
+    file.stamps[file.at] = later
+    expect(sb.getattr(inode).mtime).to.equal(later)
     expect(dp.enabled).to.equal(true)
+  })
+
+  it('a native write brings an mtime set into the future back to its own time; an earlier stamp does not', () => {
+    const { sb } = setup()
+    const fh = sb.create('/f', 0o644, O_RDWR) as number
+    const inode: Inode = sb.handle(fh)!.inode
+    const file = inode.native!
+    const beforeUtimens = nowNs()
+    const tomorrow = beforeUtimens + 86400n * 1000000000n
+    sb.utimens(inode, UTIME_OMIT, tomorrow) // touch -d tomorrow
+    // A write stamped before utimens set mtime lost the race to it: tomorrow stays.
+    file.stamps[file.at] = beforeUtimens
+    expect(sb.getattr(inode).mtime).to.equal(tomorrow)
+    const written = nowNs()
+    file.stamps[file.at] = written
+    expect(sb.getattr(inode).mtime).to.equal(written)
+    // A change through TypeScript after it takes in the stamp first and then sets its own time.
+    file.stamps[file.at] = nowNs()
+    expect(sb.truncate(inode, DS)).to.equal(0)
+    expect(sb.getattr(inode).mtime > file.stamps[file.at]).to.equal(true)
+  })
+
+  it('a fallocate that runs out of dpages never offered the ones it gave back to the native path', () => {
+    const { sb, model } = setup()
+    const fh = sb.create('/f', 0o644, O_RDWR) as number
+    const inode: Inode = sb.handle(fh)!.inode
+    const mapped: number[] = []
+    const map = model.map.bind(model)
+    model.map = (ino, index, first, count) => { mapped.push(index); map(ino, index, first, count) }
+    const total = sb.pool.total
+    // Twice the pool's dpages, taken 4 at a time (maxAllocTry): the pool runs out halfway, after many runs.
+    expect(sb.fallocate(fh, 0, 0, 2 * total * DS)).to.equal(ENOSPC)
+    expect(mapped).to.deep.equal([])
+    expect(inode.dpages!.size).to.equal(0)
+    expect(sb.fallocate(fh, 0, 0, 8 * DS)).to.equal(0)
+    expect(mapped.length).to.be.greaterThan(0)
+    checkMirror(sb, model)
   })
 
   it('random writes, truncates, memory failures, soft offline and unlinks keep the mirror true', () => {
