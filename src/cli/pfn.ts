@@ -70,7 +70,7 @@ export const pfn: Command = {
       return 0
     }
     const frames = runs.reduce((n, r) => n + r.frames, 0)
-    printBytes(`${file}: ${plural(runs.length, 'run')}, ${plural(frames, 'frame')} of 4K (${plural(size, 'byte')})`)
+    printBytes(`${file}: ${plural(runs.length, 'run')}, ${plural(frames, 'frame')} of 4K (size ${plural(size, 'byte')})`)
     print(' run         offset              pfn     frames  poisoned')
     runs.forEach((r, i) => print(`${String(i).padStart(4)} ${String(r.offset).padStart(14)} ${r.pfn.padStart(16)} ` +
       `${String(r.frames).padStart(10)} ${String(poisoned[i].length || '-').padStart(9)}`))

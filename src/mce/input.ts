@@ -89,7 +89,7 @@ export function parsePfn (text: string): ParseResult<number> {
 }
 
 function checkText (text: string): string | null {
-  if (text.length > MAX_INPUT) return `input too long (${text.length} bytes; at most ${MAX_INPUT})`
+  if (text.length > MAX_INPUT) return `input too long (a write of ${text.length} bytes; at most ${MAX_INPUT}, each write parsed alone)`
   // eslint-disable-next-line no-control-regex
   if (/[^\x20-\x7e\t\n]/.test(text)) return `input is not text: write a PFN, e.g. ${EXAMPLE_PFN}`
   return null

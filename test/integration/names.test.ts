@@ -192,7 +192,7 @@ print(pfn)
     m.ok("head -c 8192 /dev/zero > $'caf\\xe9' && head -c 4096 /dev/zero > $'caf\\xe8'")
     const r = shBytes(`${BIN} pfn $'caf\\xe9'`, m.mnt)
     expect(r.status, r.stderr).to.equal(0)
-    expect(r.stdout.toString('latin1')).to.match(/^caf\xe9: 1 run, 2 frames of 4K \(8192 bytes\)\n/)
+    expect(r.stdout.toString('latin1')).to.match(/^caf\xe9: 1 run, 2 frames of 4K \(size 8192 bytes\)\n/)
     const r2 = shBytes(`${BIN} pfn $'caf\\xe8' --json`, m.mnt)
     expect(r2.status, r2.stderr).to.equal(0)
     const runs = JSON.parse(r2.stdout.toString()) as Array<{ frames: number }>

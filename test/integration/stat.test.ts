@@ -223,7 +223,7 @@ describe('dmemfs stat: the pool as a map (16M pool of 4K dpages)', function () {
     m.ok('printf x > one')
     const r = dmemfs(`pfn ${m.path('one')}`)
     expect(r.status, r.stderr).to.equal(0)
-    expect(r.stdout.split('\n')[0]).to.equal(`${m.path('one')}: 1 run, 1 frame of 4K (1 byte)`)
+    expect(r.stdout.split('\n')[0]).to.equal(`${m.path('one')}: 1 run, 1 frame of 4K (size 1 byte)`)
   })
 
   it('colours the map on a terminal only (and not with NO_COLOR)', function () {
