@@ -160,8 +160,8 @@ static int file_copy (dp_file *f, int write, char *buf, uint64_t off, uint64_t l
   return 0;
 }
 
-// Takes the read lock for a copy, unless the path is off. `enabled` is checked again under the lock: a
-// thread that saw it on and then waited while setEnabled(0) held the write lock must not serve (tracing
+// Takes the read lock for a copy, unless the path is off. `enabled` is read under the lock, the one place
+// each hook asks: a thread that waited while setEnabled(0) held the write lock must not serve (tracing
 // turned on would miss the request).
 static int lock_for_copy (void) {
   pthread_rwlock_rdlock(&dp_lock);
@@ -172,8 +172,7 @@ static int lock_for_copy (void) {
 
 // The hook fuse-native calls on a FUSE thread before sending READ or WRITE to JavaScript.
 static int dp_serve (int write, char *buf, size_t len, off_t offset, uint64_t fh, int *res) {
-  if (!__atomic_load_n(&enabled, __ATOMIC_ACQUIRE) || offset < 0 || len > INT32_MAX) return 0;
-  if (!lock_for_copy()) return 0;
+  if (offset < 0 || len > INT32_MAX || !lock_for_copy()) return 0;
   uint64_t off = (uint64_t) offset;
   dp_file *f = write ? overwrite_target(fh, off, len) : read_target(fh);
   int ok = 0;
@@ -207,7 +206,7 @@ static int file_iov (dp_file *f, uint64_t off, uint64_t len, struct iovec *iov, 
 // The READ hook that replies itself: the reply goes from the pool to the FUSE device in one writev, under
 // the same read lock as a copy, so no dpage changes owner while the kernel copies out of it.
 static int dp_reply (size_t len, off_t offset, uint64_t fh, int devfd, uint64_t unique) {
-  if (len < REPLY_MIN || len > INT32_MAX || offset < 0 || !__atomic_load_n(&enabled, __ATOMIC_ACQUIRE)) return 0;
+  if (len < REPLY_MIN || len > INT32_MAX || offset < 0) return 0;
   struct { uint32_t len; int32_t error; uint64_t unique; } head = { 0, 0, unique };
   struct iovec iov[MAX_STRETCHES];
   iov[0].iov_base = &head;
@@ -242,7 +241,7 @@ static int dp_reply (size_t len, off_t offset, uint64_t fh, int devfd, uint64_t 
 // pipe by reference, so this is the request's only copy of its data (O_DIRECT data was copied into the
 // pipe, as it would have been into libfuse's buffer).
 static int dp_write_pipe (int fd, size_t len, off_t offset, uint64_t fh, int *res) {
-  if (!__atomic_load_n(&enabled, __ATOMIC_ACQUIRE) || offset < 0 || len == 0 || len > INT32_MAX) return 0;
+  if (offset < 0 || len == 0 || len > INT32_MAX) return 0;
   struct iovec iov[MAX_STRETCHES];
   if (!lock_for_copy()) return 0;
   uint64_t off = (uint64_t) offset;

@@ -113,15 +113,15 @@ export class Inode {
   }
 
   touchModified (now = nowNs()): void {
-    this.setMtime(now)
+    this.setMtime(now, now)
     this.ctime = now
   }
 
-  /** mtime set by TypeScript (a change, or utimens): native writes stamped before this moment no longer
-   *  move it. */
-  setMtime (t: bigint): void {
+  /** mtime set by TypeScript at the moment `at` (a change, or utimens): native writes stamped before that
+   *  moment no longer move it. */
+  setMtime (t: bigint, at: bigint): void {
     this.foldNativeTimes()
     this.mtime = t
-    this.mtimeSetAt = nowNs()
+    this.mtimeSetAt = at
   }
 }

@@ -253,7 +253,7 @@ export class Superblock {
     inode.foldNativeTimes()
     const now = nowNs()
     if (atime !== UTIME_OMIT) inode.atime = atime === UTIME_NOW ? now : atime
-    if (mtime !== UTIME_OMIT) inode.setMtime(mtime === UTIME_NOW ? now : mtime)
+    if (mtime !== UTIME_OMIT) inode.setMtime(mtime === UTIME_NOW ? now : mtime, now)
     inode.ctime = now
     return 0
   }
@@ -439,7 +439,6 @@ export class Superblock {
     const inode = handle.inode
     if (!inode.isReg()) return EISDIR
     if (handle.flags & O_APPEND) pos = inode.size
-    inode.foldNativeTimes()
     return fileWrite(this.pool, inode, buf, len, pos, this.limits)
   }
 

@@ -198,6 +198,7 @@ assert got == b"".join(bytes([i]) * 3000 for i in range(256)), "bytes differ"
 '`)
     m.ok('ls . > /dev/null && cmp -n 4096 -i 768000 data ref')
   })
+
   it(`stress: readers and writers against truncates, unlinks, memory failures and soft offline (${STRESS_SECONDS} s)`, function () {
     const r = sh(`python3 ${STRESS} ${m.mnt} ${STRESS_SECONDS} 13`)
     const result = JSON.parse(r.stdout.trim().split('\n').pop() || '{}') as { ok: boolean, failures: string[], counts: Record<string, number> }
