@@ -106,6 +106,11 @@ function expectKernelSiginfo (s: Sigbus, code: number, addr: bigint, tid: number
   expect({ code: s.code, addr: s.addr, lsb: s.lsb, tid: s.tid }).to.deep.equal({ code, addr, lsb: 12, tid })
 }
 
+function leaderTakesSigbus (pid: number): boolean {
+  const blocked = /^SigBlk:\s*([0-9a-f]+)$/m.exec(fs.readFileSync(`/proc/${pid}/task/${pid}/status`, 'utf8'))![1]
+  return ((BigInt('0x' + blocked) >> 6n) & 1n) === 0n // SIGBUS is 7
+}
+
 function processState (pid: number): string {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8')
   return /^State:\s*(\S)/m.exec(status)![1]
@@ -145,6 +150,9 @@ describe('siginfo: SIGBUS with the kernel\'s si_code, si_addr and si_addr_lsb', 
     expect(fs.readdirSync(`/proc/${t.pid}/task`)).to.have.length(4)
     expectPtrace(await sendMceSigbus(t.pid, BUS_MCEERR_AO, ADDR))
     expectKernelSiginfo(await sigbusOf(t, 1), BUS_MCEERR_AO, ADDR, t.pid)
+    // The handler prints before it returns: until then the leader blocks SIGBUS, and the injector would
+    // rightly choose another thread.
+    await waitFor(() => leaderTakesSigbus(t.pid) ? 'yes' : '', /yes/)
     expectPtrace(await sendMceSigbus(t.pid, BUS_MCEERR_AR, ADDR + 0x1000n))
     expectKernelSiginfo(await sigbusOf(t, 2), BUS_MCEERR_AR, ADDR + 0x1000n, t.pid)
   })
