@@ -309,6 +309,21 @@ function loadDataPath (pool: DmemPool, opts: MountOptions): DataPath | string {
 const BIG_REQUEST_KB = 1020
 const BIG_READAHEAD_KB = BIG_REQUEST_KB
 
+/** Resolves once the kernel has taken the INIT reply. fuse-native calls back on mount while its libfuse
+ *  thread is still to send that reply, and the kernel, taking it, cuts the readahead window to the 128 KiB
+ *  the reply echoes: a window set before would be lost (seen on 9 mounts of 20 with both CPUs busy). Every
+ *  request waits for INIT to be done, and opening a directory is always one (OPENDIR; a stat may be
+ *  answered from the kernel's cache), answered by this process's event loop, which is free meanwhile:
+ *  libuv's thread pool makes the call. */
+async function initDone (mnt: string): Promise<void> {
+  try {
+    const dir = await fs.promises.opendir(mnt)
+    await dir.close()
+  } catch {
+    // An open refused before reaching the daemon (a parent not searchable) leaves the race, no worse.
+  }
+}
+
 /** Sets the mount's readahead window (its backing device's read_ahead_kb, root's to write); false if it
  *  could not. The device comes from mountinfo: a stat of the mount point would be a request to ourselves. */
 function setReadahead (mnt: string, kb: number): boolean {
@@ -391,6 +406,7 @@ export async function mountDmemfs (
   }
   const fuseFd = fuseDeviceFd()
   const bigRequests = fuse.bigRequests()
+  if (bigRequests) await initDone(mnt)
   const readahead = bigRequests && setReadahead(mnt, BIG_READAHEAD_KB)
   // fuse-native's own unmount() runs fusermount, which needs a fork this process may not get.
   return {

@@ -4,6 +4,7 @@
 // Under `npm run test:ts-only` the same tests run with native=0 and check the TypeScript path alone.
 
 import { expect } from 'chai'
+import { spawn } from 'child_process'
 import * as path from 'path'
 import { BIN, DmemfsMount, ROOT, sh, sleep, stopAll } from './harness'
 
@@ -162,6 +163,23 @@ describe(`the native data path (${NATIVE ? 'on' : 'native=0'})`, function () {
       expect(c2.replied - c0.replied, 'READ replies from the pool').to.equal(2)
     } else {
       expect(readahead).to.equal(128)
+    }
+  })
+
+  it(`keeps its readahead window (${NATIVE ? 1020 : 128} KiB) on every mount while both CPUs are busy`, async function () {
+    // The daemon sets the window after the kernel has taken the INIT reply, which would otherwise cut it
+    // back to 128 KiB: before that fix, 9 mounts of 20 lost it with both CPUs busy.
+    const busy = [0, 1].map(() => spawn('sh', ['-c', 'while :; do :; done'], { stdio: 'ignore' }))
+    try {
+      const windows: number[] = []
+      for (let i = 0; i < 8; i++) {
+        const k = await DmemfsMount.start('size=16M')
+        windows.push(Number(k.ok(`cat /sys/class/bdi/$(mountpoint -d ${k.mnt})/read_ahead_kb`).trim()))
+        await k.stop()
+      }
+      expect(windows).to.deep.equal(new Array(8).fill(NATIVE ? 1020 : 128))
+    } finally {
+      for (const p of busy) p.kill('SIGKILL')
     }
   })
 
