@@ -19,7 +19,7 @@ import * as path from 'path'
 import { CoreFigure, measureCore } from './core'
 import { measureBoot, renderVm, VmFigure, vmAssets } from './vm'
 import { Figure, render, renderCore, SYSTEMS, targets, toJson } from './report'
-import { mount, ROOT, run, startIdle, stopIdle, System, SystemName, teardownSync, unmount, work } from './systems'
+import { mount, readaheadKb, ROOT, run, startIdle, stopIdle, System, SystemName, teardownSync, unmount, work } from './systems'
 
 interface Config {
   reps: number // repetitions of every compared figure
@@ -654,8 +654,12 @@ async function main (): Promise<void> {
   const systems: System[] = []
   let core: CoreFigure[] = []
   let vm: VmFigure | null = null
+  const readahead: Record<string, number | null> = {}
   try {
     for (const name of SYSTEMS) systems.push(await mount(name, name === 'dmemfs' || name === 'tuned' ? xattrOption : ''))
+    // The sequential and mmap reads depend on it: said, so that a run's figures can be read against it.
+    for (const sys of systems) readahead[sys.name] = readaheadKb(sys.mnt)
+    progress(`readahead windows (KiB): ${systems.map(s => `${s.name} ${readahead[s.name] ?? '?'}`).join(', ')}`)
     for (let rep = 0; rep < cfg.reps; rep++) {
       await bench.round(systems.map((_, i) => systems[(i + rep) % systems.length]), rep)
     }
@@ -684,7 +688,8 @@ async function main (): Promise<void> {
     config: cfg,
     host: { kernel: os.release(), cpus: os.cpus().length, cpu: os.cpus()[0]?.model ?? '', memMiB: Math.round(os.totalmem() / 2 ** 20) },
     node: process.version,
-    fio
+    fio,
+    readaheadKb: readahead
   }
   const out = args.out ?? path.join(ROOT, 'bench-results', `${started.toISOString().replace(/[:.]/g, '-')}.json`)
   fs.mkdirSync(path.dirname(out), { recursive: true })
