@@ -16,10 +16,11 @@ import * as crypto from 'crypto'
 import * as fs from 'fs'
 import * as os from 'os'
 import * as path from 'path'
+import { readaheadKb } from '../src/fuse/mount'
 import { CoreFigure, measureCore } from './core'
 import { measureBoot, renderVm, VmFigure, vmAssets } from './vm'
 import { Figure, render, renderCore, SYSTEMS, targets, toJson } from './report'
-import { mount, readaheadKb, ROOT, run, startIdle, stopIdle, System, SystemName, teardownSync, unmount, work } from './systems'
+import { mount, ROOT, run, startIdle, stopIdle, System, SystemName, teardownSync, unmount, work } from './systems'
 
 interface Config {
   reps: number // repetitions of every compared figure

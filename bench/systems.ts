@@ -46,18 +46,6 @@ export function isMounted (mnt: string): boolean {
   return fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').some(l => l.split(' ')[4] === mnt)
 }
 
-/** The readahead window of a mount's backing device, in KiB (mountinfo's MAJ:MIN names it in sysfs). */
-export function readaheadKb (mnt: string): number | null {
-  const line = fs.readFileSync('/proc/self/mountinfo', 'utf8').split('\n').find(l => l.split(' ')[4] === mnt)
-  const dev = line?.split(' ')[2]
-  if (!dev) return null
-  try {
-    return Number(fs.readFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, 'utf8').trim())
-  } catch {
-    return null
-  }
-}
-
 export function sleep (ms: number): Promise<void> {
   return new Promise(resolve => setTimeout(resolve, ms))
 }

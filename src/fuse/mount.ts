@@ -324,16 +324,33 @@ async function initDone (mnt: string): Promise<void> {
   }
 }
 
-/** Sets the mount's readahead window (its backing device's read_ahead_kb, root's to write); false if it
- *  could not. The device comes from mountinfo: a stat of the mount point would be a request to ourselves. */
-function setReadahead (mnt: string, kb: number): boolean {
+/** The sysfs file of a mount's readahead window (its backing device's read_ahead_kb). The device comes
+ *  from mountinfo: a stat of the mount point would be a request to ourselves. */
+function readaheadFile (mnt: string): string | null {
   const dev = findMount(mnt)?.dev
-  if (!dev) return false
+  return dev ? `/sys/class/bdi/${dev}/read_ahead_kb` : null
+}
+
+/** Sets the mount's readahead window (root's to write); false if it could not. */
+function setReadahead (mnt: string, kb: number): boolean {
+  const file = readaheadFile(mnt)
+  if (!file) return false
   try {
-    fs.writeFileSync(`/sys/class/bdi/${dev}/read_ahead_kb`, `${kb}\n`)
+    fs.writeFileSync(file, `${kb}\n`)
     return true
   } catch {
     return false
+  }
+}
+
+/** The mount's readahead window in KiB, or null if it cannot be read. */
+export function readaheadKb (mnt: string): number | null {
+  const file = readaheadFile(mnt)
+  if (!file) return null
+  try {
+    return Number(fs.readFileSync(file, 'utf8').trim())
+  } catch {
+    return null
   }
 }
 
